@@ -1,0 +1,1 @@
+"""Device side of stylecast: camera -> engine -> ZeroMQ. Imports nothing from torch."""

@@ -1,0 +1,24 @@
+"""argparse value types shared by the stylecast commands."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """Parse 'HxW' (e.g. 480x640) into (height, width)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or 0 in (height := int(match[1]), width := int(match[2])):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 480x640, got {text!r}")
+    return height, width
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

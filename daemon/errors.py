@@ -1,0 +1,51 @@
+"""User-facing errors and the exit codes that go with them.
+
+A user mistake (bad config, bad artifact, bad input file) is reported as one line and exits with
+EX_CONFIG (78), which the systemd unit lists in RestartPreventExitStatus= so a broken config never
+restart-loops. Anything else is a runtime failure (exit 1) that systemd may restart.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 2
+EX_CONFIG = 78  # sysexits.h
+
+
+class UserError(Exception):
+    """A mistake in what the user gave us. The message is the whole story: no traceback."""
+
+    exit_code = EX_CONFIG
+
+
+class ConfigError(UserError):
+    """A config file or flag that cannot be used."""
+
+
+class ArtifactError(UserError):
+    """A model artifact that is missing, unreadable or carries a contract we do not understand."""
+
+
+class InputError(UserError):
+    """An input file or folder (images, checkpoints) that cannot be used."""
+
+
+class NotYetAvailable(Exception):
+    """A command whose implementation has not landed yet; names the issue that tracks it."""
+
+    exit_code = EX_FAILURE
+
+
+def run_cli(prog: str, main: Callable[[], int | None]) -> int:
+    """Run a command's body, turning our errors into one line on stderr and an exit code."""
+    try:
+        return main() or EX_OK
+    except (UserError, NotYetAvailable) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Export side of stylecast: checkpoint -> verified ONNX artifact -> TensorRT engine."""

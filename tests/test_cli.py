@@ -1,0 +1,115 @@
+"""The five console scripts: their --help lists DESIGN.md's command surface; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stylecast.daemon.errors import EX_CONFIG, ConfigError, run_cli
+from stylecast.training.complexity import describe_presets
+
+BIN = Path(sys.executable).parent
+
+# command -> words its --help must show (DESIGN.md's command-line surface)
+SURFACE = {
+    "stylecast-train": ["presets", "fit", "distill", "eval"],
+    "stylecast-export": ["onnx", "quantize", "verify", "engine"],
+    "stylecastd": ["--config", "--source", "--model", "--publish", "--control", "--log-level",
+                   "install", "uninstall"],
+    "stylecast-sub": ["ENDPOINT", "--topic", "--count", "--timeout", "--json", "--http",
+                      "--record", "--show"],
+    "stylecast-ctl": ["--endpoint", "status", "styles", "set-style", "pause", "resume", "keygen"],
+}
+
+SUBCOMMAND_SURFACE = {
+    ("stylecast-train", "fit"): ["--content", "--style", "--out", "--config", "--preset",
+                                 "--steps", "--size", "--batch-size", "--device", "--resume"],
+    ("stylecast-train", "distill"): ["--teacher", "--content", "--out", "--preset", "--steps"],
+    ("stylecast-train", "eval"): ["CKPT", "--content", "--style", "--json"],
+    ("stylecast-export", "onnx"): ["CKPT", "-o", "--size", "--dynamic", "--float-io"],
+    ("stylecast-export", "quantize"): ["-o", "--precision", "--calib", "--target"],
+    ("stylecast-export", "verify"): ["--images", "--json"],
+    ("stylecast-export", "engine"): ["-o", "--precision"],
+    ("stylecastd", "install"): ["--dry-run", "--root"],
+}
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", sorted(SURFACE))
+def test_help_lists_the_command_surface(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for word in SURFACE[command]:
+        assert word in result.stdout, f"{command} --help does not mention {word}"
+
+
+@pytest.mark.parametrize(("command", "sub"), sorted(SUBCOMMAND_SURFACE))
+def test_subcommand_help_lists_its_flags(command, sub):
+    result = run(command, sub, "--help")
+    assert result.returncode == 0, result.stderr
+    for word in SUBCOMMAND_SURFACE[(command, sub)]:
+        assert word in result.stdout, f"{command} {sub} --help does not mention {word}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "issue"),
+    [
+        (["stylecast-train", "fit", "--content", "c", "--style", "s", "--out", "r"], "#3"),
+        (["stylecast-export", "onnx", "x.ckpt", "-o", "x.onnx"], "#4"),
+        (["stylecastd"], "#5"),
+        (["stylecastd", "install", "--dry-run"], "#7"),
+        (["stylecast-sub", "tcp://127.0.0.1:5555"], "#6"),
+        (["stylecast-ctl", "status"], "#5"),
+        (["stylecast-ctl", "keygen", "keys"], "#6"),
+    ],
+)
+def test_unbuilt_commands_say_so_in_one_line(argv, issue):
+    """Commands whose issue is still open exit 1 with one line naming that issue (no traceback)."""
+    result = run(*argv)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not implemented yet" in lines[0] and issue in lines[0]
+
+
+def test_usage_errors_exit_2():
+    result = run("stylecast-train", "presets", "--size", "12")
+    assert result.returncode == 2
+    assert "expected HEIGHTxWIDTH" in result.stderr
+
+
+def test_presets_table_shows_computed_figures():
+    result = run("stylecast-train", "presets")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["preset", "params", "GMAC@256x256"]
+    for row, line in zip(describe_presets(), lines[1:], strict=True):
+        assert line.split() == [row.name, f"{row.params / 1e6:.3f}M", f"{row.gmacs:.3f}"]
+
+
+def test_presets_json_at_another_size():
+    result = run("stylecast-train", "presets", "--json", "--size", "480x640")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["preset"] for r in rows] == [r.name for r in describe_presets()]
+    assert all((r["height"], r["width"]) == (480, 640) for r in rows)
+    nano = next(r for r in rows if r["preset"] == "nano")
+    assert nano["gmacs"] == pytest.approx(describe_presets()[0].gmacs * 480 * 640 / 256**2)
+
+
+def test_user_errors_are_one_line_and_exit_78(capsys):
+    def broken() -> int:
+        raise ConfigError("stylecast.toml: key 'source' = 'foo://': unknown scheme 'foo'")
+
+    assert run_cli("stylecastd", broken) == EX_CONFIG
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "stylecastd: error: stylecast.toml: key 'source' = 'foo://': unknown scheme 'foo'\n"
+    )
