@@ -101,6 +101,11 @@ class CompactGenerator(nn.Module):
         self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c), ResizeConvUp(2 * c, c))
         self.head = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1), nn.Tanh())
 
+    def feature_layers(self) -> list[nn.Module]:
+        """Where distillation taps features: three at 1/4 resolution (4c ch), one at 1/2 (2c ch)."""
+        middle = self.body[max(len(self.body) // 2 - 1, 0)]
+        return [self.down, middle, self.body, self.up[0]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             _check_input(x)  # an export trace must not bake the input's shape into the graph
