@@ -42,13 +42,14 @@ from pydantic import (
 
 from stylecast.daemon.atomic import atomic_write_text
 from stylecast.daemon.errors import ArtifactError
+from stylecast.daemon.validation import describe
 
 CONTRACT_VERSION = 1
 PREFIX = "stylecast."
 VERSION_KEY = f"{PREFIX}contract_version"
 DYNAMIC = "dynamic"
 
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$"
 
 
 def _parse_range(value: Any) -> Any:
@@ -112,8 +113,8 @@ class Contract(BaseModel):
     size_multiple: int = Field(ge=1)
     height: Size
     width: Size
-    style: str = Field(pattern=_NAME_PATTERN)
-    preset: str = Field(pattern=_NAME_PATTERN)
+    style: str = Field(pattern=NAME_PATTERN)
+    preset: str = Field(pattern=NAME_PATTERN)
     precision: Literal["fp32", "fp16", "int8"]
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     stylecast_version: str = Field(default_factory=lambda: installed_version(), min_length=1)
@@ -147,7 +148,9 @@ class Contract(BaseModel):
         try:
             return cls.model_validate(_unflatten(ours))
         except ValidationError as err:
-            raise ArtifactError(f"{source}: {_describe(err)}") from None
+            message = describe(err, noun="contract field", prefix=PREFIX,
+                               unknown=f"is not part of contract v{CONTRACT_VERSION}")
+            raise ArtifactError(f"{source}: {message}") from None
 
 
 def installed_version() -> str:
@@ -168,22 +171,6 @@ def _check_version(fields: Mapping[str, str], source: str) -> None:
             f"{source}: contract field '{VERSION_KEY}' = {raw!r} is newer than this stylecast "
             f"understands (up to {CONTRACT_VERSION}); upgrade stylecast on this machine"
         )
-
-
-def _describe(err: ValidationError) -> str:
-    problems = []
-    for item in err.errors():
-        key = PREFIX + ".".join(str(part) for part in item["loc"]) if item["loc"] else "contract"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            problems.append(f"contract field '{key}' is missing")
-        elif item["type"] == "extra_forbidden":
-            problems.append(f"contract field '{key}' is not part of contract v{CONTRACT_VERSION}")
-        elif item["loc"]:
-            problems.append(f"contract field '{key}' = {item['input']!r}: {message}")
-        else:
-            problems.append(f"contract: {message}")
-    return "; ".join(problems)
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str) -> dict[str, str]:

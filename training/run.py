@@ -1,0 +1,140 @@
+"""The bodies of `stylecast-train fit` and `distill`: options, data, task, trainer, resume."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from stylecast.daemon.artifact import NAME_PATTERN
+from stylecast.daemon.errors import ConfigError, InputError
+from stylecast.training.checkpoint import LAST, load_checkpoint
+from stylecast.training.data import ContentImages, ImageFolder, UnpairedImages, infinite_batches
+from stylecast.training.options import TrainOptions, load_options
+from stylecast.training.runtime import Runtime, seed_everything, start_runtime, stop_runtime
+from stylecast.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+SAMPLE_IMAGES = 4
+
+# command-line flag -> option key
+FLAG_KEYS = {"preset": "model.preset", "steps": "optim.steps", "size": "data.size",
+             "batch_size": "data.batch_size", "device": "run.device"}
+
+
+def fit(args: argparse.Namespace) -> int:
+    options, payload = _options(args, mode="fit")
+    style_name = options.model.style_name or folder_style_name(args.style)
+    return _train(args, options, payload, style_name, teacher=None)
+
+
+def distill(args: argparse.Namespace) -> int:
+    from stylecast.training.teacher import load_teacher
+
+    options, payload = _options(args, mode="distill")
+    teacher, description = load_teacher(args.teacher)
+    log.info("teacher: %s (%s)", args.teacher, description)
+    style_name = options.model.style_name or teacher_style_name(args.teacher)
+    return _train(args, options, payload, style_name, teacher=teacher)
+
+
+def _train(args, options: TrainOptions, payload, style_name: str, teacher) -> int:
+    runtime = start_runtime(options.run.device, options.run.amp)
+    try:
+        with logging_redirect_tqdm():
+            return _train_in(runtime, args, options, payload, style_name, teacher)
+    finally:
+        stop_runtime(runtime)
+
+
+def _train_in(runtime: Runtime, args, options, payload, style_name, teacher) -> int:
+    from stylecast.training.cyclegan_task import CycleGANTask
+    from stylecast.training.distill_task import DistillTask
+
+    data = options.data
+    content = ImageFolder(args.content, "content", data.size, load_scale=data.load_scale,
+                          progress=runtime.is_main)
+    log.info("%s", content.summary())
+    if teacher is None:
+        style = ImageFolder(args.style, "style", data.size, load_scale=data.load_scale,
+                            progress=runtime.is_main)
+        log.info("%s", style.summary())
+        dataset: Any = UnpairedImages(content, style)
+    else:
+        dataset = ContentImages(content)
+
+    seed_everything(options.run.seed)  # identical initial weights on every DDP rank
+    task = (CycleGANTask(options, runtime) if teacher is None
+            else DistillTask(options, runtime, teacher))
+    args.out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(task, options, args.out, runtime, options.model.preset, style_name)
+    if payload is not None:
+        trainer.restore(payload)
+        log.info("resuming %s at step %d of %d", args.out / LAST, trainer.step,
+                 options.optim.steps)
+    else:
+        seed_everything(options.run.seed + runtime.rank)
+    log.info("%s: preset %s, style %r, device %s%s, %d steps of batch %d at %dpx", task.mode,
+             options.model.preset, style_name, runtime.device,
+             f" x{runtime.world_size}" if runtime.distributed else "", options.optim.steps,
+             data.batch_size, data.size)
+    batches = infinite_batches(dataset, data.batch_size, seed=options.run.seed + trainer.step,
+                               rank=runtime.rank, world_size=runtime.world_size,
+                               num_workers=data.workers)
+    samples = sample_images(args.content, data.size, options.data.load_scale)
+    stop_signal = trainer.run(batches, samples)
+    if stop_signal is not None:
+        log.info("interrupted at step %d; %s is saved, --resume continues", trainer.step,
+                 args.out / LAST)
+        return 128 + stop_signal
+    if runtime.is_main:
+        log.info("done: %s", args.out / LAST)
+    return 0
+
+
+def _options(args: argparse.Namespace, mode: str) -> tuple[TrainOptions, dict[str, Any] | None]:
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
+                 if getattr(args, flag, None) is not None}
+    overrides.update(dict(args.set or []))
+    last = args.out / LAST
+    payload = None
+    if args.resume:
+        if not last.exists():
+            raise InputError(f"{last}: nothing to resume (no checkpoint in {args.out})")
+        payload = load_checkpoint(last)
+        if payload["mode"] != mode:
+            raise InputError(f"{last}: is a '{payload['mode']}' run; resume it with "
+                             f"'stylecast-train {payload['mode']}'")
+    elif last.exists():
+        raise ConfigError(f"{args.out} already holds a run ({LAST}); pass --resume to continue "
+                          "it or choose another --out")
+    options = load_options(args.config, overrides, base=payload["options"] if payload else None)
+    return options, payload
+
+
+def sample_images(folder: Path, size: int, load_scale: float) -> torch.Tensor:
+    images = ImageFolder(folder, "content", size, augment=False, load_scale=load_scale)
+    return torch.stack([images[i] for i in range(min(SAMPLE_IMAGES, len(images)))])
+
+
+def folder_style_name(folder: Path) -> str:
+    return _as_name(Path(folder).resolve().name) or "style"
+
+
+def teacher_style_name(path: Path) -> str:
+    payload_style = None
+    with contextlib.suppress(InputError):  # a CycleGAN state dict carries no style name
+        payload_style = load_checkpoint(path)["style"]
+    return payload_style or _as_name(Path(path).stem) or "style"
+
+
+def _as_name(text: str) -> str:
+    """A folder or file name made into a valid artifact style name."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-._+")[:64]
+    return name if re.fullmatch(NAME_PATTERN, name) else ""
