@@ -163,3 +163,39 @@ def test_sigterm_saves_a_checkpoint_and_exits(image_folders, tmp_path):
     assert process.returncode == 128 + signal.SIGTERM
     assert "interrupted at step" in err
     assert load_checkpoint(run / LAST)["step"] >= seen
+
+
+def test_multi_process_run_under_torchrun(image_folders, tmp_path):
+    """The same command under torchrun: two CPU processes (gloo), one checkpoint from rank 0."""
+    run = tmp_path / "run"
+    argv = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2",
+            str(BIN / "stylecast-train"), *fit_args(image_folders, run, 4),
+            "--set", "run.sample_every=2", "--set", "run.log_every=2"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "device cpu x2" in result.stderr
+    assert load_checkpoint(run / LAST)["step"] == 4
+    assert [int(r["step"]) for r in csv_rows(run)] == [2, 4]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png",
+                                                                   "step_0000004.png"]
+
+
+def test_optional_vgg_losses_use_a_local_weights_file(image_folders, tmp_path):
+    """VGG-16 perceptual/style losses from a user's file (features.* keys as torchvision saves
+    them; random weights made here, since none can be downloaded)."""
+    from stylecast.training.vgg import VGG16Features
+
+    weights = tmp_path / "vgg16.pth"
+    torch.save(VGG16Features().state_dict(), weights)
+    run = tmp_path / "run"
+    extra = ["--set", "loss.content=1.0", "--set", "loss.style=100.0",
+             "--set", f"loss.vgg_weights='{weights}'", "--set", "run.log_every=2"]
+    assert train_main(fit_args(image_folders, run, 2, *extra)) == 0
+    (row,) = csv_rows(run)
+    assert float(row["content"]) > 0 and float(row["style"]) > 0
+
+
+def test_missing_vgg_weights_file_is_one_line(image_folders, tmp_path, capsys):
+    extra = ["--set", "loss.content=1.0", "--set", f"loss.vgg_weights='{tmp_path}/none.pth'"]
+    assert train_main(fit_args(image_folders, tmp_path / "run", 2, *extra)) == EX_CONFIG
+    assert "none.pth" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from stylecast.training.discriminator import PatchDiscriminator
 from stylecast.training.losses import GANLoss, ImagePool, cycle_loss, identity_loss
 from stylecast.training.options import TrainOptions
 from stylecast.training.presets import build_generator
-from stylecast.training.runtime import Runtime, prepare
+from stylecast.training.runtime import Runtime, prepare, unwrap
 from stylecast.training.temporal import temporal_loss
 from stylecast.training.vgg import PerceptualLoss, load_vgg16
 
@@ -83,7 +83,8 @@ class CycleGANTask:
         self.scaler.load_state_dict(state["scaler"])
 
     def sample_row(self, image: torch.Tensor) -> list[torch.Tensor]:
-        return [image, self.g_style(image)]
+        # Unwrapped: only rank 0 draws samples, and a DDP forward would wait for the others.
+        return [image, unwrap(self.g_style)(image)]
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         content = batch["content"].to(self.runtime.device, non_blocking=True)

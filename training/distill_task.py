@@ -63,7 +63,8 @@ class DistillTask:
         self.scaler.load_state_dict(state["scaler"])
 
     def sample_row(self, image: torch.Tensor) -> list[torch.Tensor]:
-        return [image, self.student(image), self.teacher(image)]
+        # Unwrapped: only rank 0 draws samples, and a DDP forward would wait for the others.
+        return [image, unwrap(self.student)(image), unwrap(self.teacher)(image)]
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         content = batch["content"].to(self.runtime.device, non_blocking=True)

@@ -46,6 +46,8 @@ def distill(args: argparse.Namespace) -> int:
 
 def _train(args, options: TrainOptions, payload, style_name: str, teacher) -> int:
     runtime = start_runtime(options.run.device, options.run.amp)
+    if not runtime.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # one copy of the run's log, from rank 0
     try:
         with logging_redirect_tqdm():
             return _train_in(runtime, args, options, payload, style_name, teacher)
