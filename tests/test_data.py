@@ -388,3 +388,14 @@ def test_worker_processes_reproduce_augmentation_from_the_seed(photos):
         runs.append(torch.cat([next(batches)["content"] for _ in range(3)]))
         batches.close()  # shuts the persistent worker down
     assert torch.equal(runs[0], runs[1])
+
+
+def test_center_crops_are_the_unaugmented_items(photos):
+    root, _paths = photos
+    augmented = ImageFolder(root, "content", 32)
+    plain = ImageFolder(root, "content", 32, augment=False)
+    crops = augmented.center_crops(3)
+    assert crops.shape == (3, 3, 32, 32)
+    for i in range(3):
+        assert torch.equal(crops[i], plain[i])
+    assert augmented.augment  # the dataset itself still augments

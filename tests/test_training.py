@@ -199,3 +199,29 @@ def test_missing_vgg_weights_file_is_one_line(image_folders, tmp_path, capsys):
     extra = ["--set", "loss.content=1.0", "--set", f"loss.vgg_weights='{tmp_path}/none.pth'"]
     assert train_main(fit_args(image_folders, tmp_path / "run", 2, *extra)) == EX_CONFIG
     assert "none.pth" in capsys.readouterr().err
+
+
+def test_eval_prints_a_readable_report(image_folders, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train_main(fit_args(image_folders, run, 1)) == 0
+    capsys.readouterr()
+    argv = ["eval", str(run / LAST), "--content", str(image_folders / "heldout"),
+            "--style", str(image_folders / "style"), "--size", "64", "--frames", "3",
+            "--device", "cpu"]
+    assert train_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "preset nano, style 'style', step 1, 4 content / 3 style images at 64px" in out
+    for word in ("FID", "KID", "flicker (warping error, 0-255): output"):
+        assert word in out
+
+
+def test_eval_needs_two_images_per_folder(image_folders, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train_main(fit_args(image_folders, run, 1)) == 0
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "one.png").write_bytes((image_folders / "style" / "brick.png").read_bytes())
+    argv = ["eval", str(run / LAST), "--content", str(single), "--style",
+            str(image_folders / "style"), "--size", "64", "--device", "cpu"]
+    assert train_main(argv) == EX_CONFIG
+    assert "need at least 2 images, found 1" in capsys.readouterr().err

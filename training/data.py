@@ -10,6 +10,7 @@ torch.manual_seed and DataLoader worker seeding make a run reproducible.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -117,6 +118,12 @@ class ImageFolder(Dataset[torch.Tensor]):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def center_crops(self, count: int) -> torch.Tensor:
+        """The first `count` images, center-cropped and unflipped: fixed inputs for samples."""
+        fixed = copy.copy(self)
+        fixed.augment = False
+        return torch.stack([fixed[i] for i in range(min(count, len(self)))])
 
     def __getitem__(self, index: int) -> torch.Tensor:
         count = len(self.paths)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stylecast.daemon.errors import InputError
 from stylecast.training.checkpoint import load_generator
 from stylecast.training.data import ImageFolder
 from stylecast.training.imaging import tensor_to_image
@@ -86,7 +87,10 @@ def _teacher_agreement(path: Path, content: torch.Tensor, outputs: torch.Tensor,
 
 def _center_crops(folder: Path, role: str, size: int, limit: int) -> torch.Tensor:
     images = ImageFolder(folder, role, size, augment=False, load_scale=1.0)
-    return torch.stack([images[i] for i in range(min(limit, len(images)))])
+    if len(images) < 2:
+        raise InputError(f"{role} folder {folder}: FID and KID need at least 2 images, "
+                         f"found {len(images)}")
+    return images.center_crops(limit)
 
 
 @torch.no_grad()

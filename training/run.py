@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from stylecast.daemon.artifact import NAME_PATTERN
@@ -89,7 +88,7 @@ def _train_in(runtime: Runtime, args, options, payload, style_name, teacher) -> 
     batches = infinite_batches(dataset, data.batch_size, seed=options.run.seed + trainer.step,
                                rank=runtime.rank, world_size=runtime.world_size,
                                num_workers=data.workers)
-    samples = sample_images(args.content, data.size, options.data.load_scale)
+    samples = content.center_crops(SAMPLE_IMAGES)
     stop_signal = trainer.run(batches, samples)
     if stop_signal is not None:
         log.info("interrupted at step %d; %s is saved, --resume continues", trainer.step,
@@ -118,11 +117,6 @@ def _options(args: argparse.Namespace, mode: str) -> tuple[TrainOptions, dict[st
                           "it or choose another --out")
     options = load_options(args.config, overrides, base=payload["options"] if payload else None)
     return options, payload
-
-
-def sample_images(folder: Path, size: int, load_scale: float) -> torch.Tensor:
-    images = ImageFolder(folder, "content", size, augment=False, load_scale=load_scale)
-    return torch.stack([images[i] for i in range(min(SAMPLE_IMAGES, len(images)))])
 
 
 def folder_style_name(folder: Path) -> str:
