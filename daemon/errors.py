@@ -16,8 +16,14 @@ EX_USAGE = 2
 EX_CONFIG = 78  # sysexits.h
 
 
-class UserError(Exception):
-    """A mistake in what the user gave us. The message is the whole story: no traceback."""
+class StylecastError(Exception):
+    """A failure whose message is the whole story: reported as one line, no traceback."""
+
+    exit_code = EX_FAILURE
+
+
+class UserError(StylecastError):
+    """A mistake in what the user gave us."""
 
     exit_code = EX_CONFIG
 
@@ -34,17 +40,15 @@ class InputError(UserError):
     """An input file or folder (images, checkpoints) that cannot be used."""
 
 
-class NotYetAvailable(Exception):
+class NotYetAvailable(StylecastError):
     """A command whose implementation has not landed yet; names the issue that tracks it."""
-
-    exit_code = EX_FAILURE
 
 
 def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     """Run a command's body, turning our errors into one line on stderr and an exit code."""
     try:
         return main() or EX_OK
-    except (UserError, NotYetAvailable) as err:
+    except StylecastError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ SUBCOMMAND_SURFACE = {
     ("stylecast-train", "distill"): ["--teacher", "--content", "--out", "--preset", "--steps",
                                      "--resume", "--set"],
     ("stylecast-train", "eval"): ["CKPT", "--content", "--style", "--json", "--teacher"],
-    ("stylecast-export", "onnx"): ["CKPT", "-o", "--size", "--dynamic", "--float-io"],
+    ("stylecast-export", "onnx"): ["CKPT", "-o", "--size", "--dynamic", "--float-io", "--images"],
     ("stylecast-export", "quantize"): ["-o", "--precision", "--calib", "--target"],
     ("stylecast-export", "verify"): ["--images", "--json"],
     ("stylecast-export", "engine"): ["-o", "--precision"],
@@ -63,7 +63,7 @@ def test_subcommand_help_lists_its_flags(command, sub):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["stylecast-export", "onnx", "x.ckpt", "-o", "x.onnx"], "#4"),
+        (["stylecast-export", "quantize", "x.onnx", "-o", "y.onnx", "--precision", "int8"], "#4"),
         (["stylecastd"], "#5"),
         (["stylecastd", "install", "--dry-run"], "#7"),
         (["stylecast-sub", "tcp://127.0.0.1:5555"], "#6"),

@@ -13,6 +13,7 @@ a checkpoint can carry tensors and plain values, never code.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
+    if not zipfile.is_zipfile(path):  # what torch.save writes
+        raise InputError(f"{path}: not a PyTorch checkpoint file (not a torch.save archive)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
