@@ -36,6 +36,22 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_writable(target: str | os.PathLike[str]) -> Path:
+    """Fail early, before expensive work, if `target` cannot be written: one clear InputError."""
+    from stylecast.daemon.errors import InputError
+
+    target = Path(target)
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; give a file name to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{target}: cannot create its folder ({err.strerror})") from None
+    if not os.access(target.parent, os.W_OK):
+        raise InputError(f"{target}: its folder is not writable")
+    return target
+
+
 def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
     """Delete temporary files that a writer killed mid-write (SIGKILL, power loss) left beside
     `target`; returns what was removed."""

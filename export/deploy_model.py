@@ -29,11 +29,12 @@ class Uint8ImageModel(nn.Module):
         self.generator = generator
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 127.5 - 1.0
+        # TensorRT 8.5 takes uint8 only at the graph's edges: cast first, and cast back last.
+        x = image.to(torch.float32).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1.0
         y = self.generator(x)
         # +0.5 then a truncating cast rounds to nearest for the clipped, non-negative values.
-        pixels = torch.clamp((y + 1.0) * 127.5 + 0.5, 0.0, 255.0).to(torch.uint8)
-        return pixels.squeeze(0).permute(1, 2, 0)
+        pixels = torch.clamp((y + 1.0) * 127.5 + 0.5, 0.0, 255.0).squeeze(0).permute(1, 2, 0)
+        return pixels.to(torch.uint8)
 
 
 def fold_batchnorm(generator: CompactGenerator) -> CompactGenerator:

@@ -17,7 +17,7 @@ import onnx
 import torch
 
 from stylecast.daemon.artifact import Contract, TensorSpec, write_onnx_metadata
-from stylecast.daemon.atomic import atomic_path
+from stylecast.daemon.atomic import atomic_path, check_writable
 from stylecast.daemon.errors import InputError, StylecastError
 from stylecast.daemon.onnx_engine import OnnxEngine
 from stylecast.export.deploy_model import Uint8ImageModel, fold_batchnorm, weights_sha256
@@ -52,6 +52,7 @@ def export_onnx(checkpoint: Path, output: Path, *, size: tuple[int, int] | None 
     if size is not None and (size[0] % SIZE_MULTIPLE or size[1] % SIZE_MULTIPLE):
         raise InputError(f"--size {size[0]}x{size[1]}: height and width must be multiples of "
                          f"{SIZE_MULTIPLE}")
+    check_writable(output)
     generator, info = load_generator(checkpoint)
     contract = make_contract(info, weights_sha256(generator), size, float_io)
     verification_images = load_images(images, size)  # fail on bad images before any work

@@ -29,11 +29,12 @@ class Comparison:
     ssim_mean: float
     max_abs_error: int  # 0-255
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {k: (v if np.isfinite(v) else None) for k, v in asdict(self).items()}
 
     def summary(self) -> str:
-        return (f"{self.images} images: PSNR mean {_db(self.psnr_mean)}, min {_db(self.psnr_min)},"
+        images = f"{self.images} image{'' if self.images == 1 else 's'}"
+        return (f"{images}: PSNR mean {_db(self.psnr_mean)}, min {_db(self.psnr_min)},"
                 f" SSIM {self.ssim_mean:.4f}, max abs error {self.max_abs_error}")
 
 

@@ -69,3 +69,15 @@ def test_sigkill_mid_write_leaves_previous_file_intact(tmp_path):
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=10)
     assert target.read_bytes() == b"previous model"
+
+
+def test_unwritable_targets_are_refused_up_front(tmp_path):
+    from stylecast.daemon.atomic import check_writable
+    from stylecast.daemon.errors import InputError
+
+    assert check_writable(tmp_path / "new" / "model.onnx") == tmp_path / "new" / "model.onnx"
+    with pytest.raises(InputError, match="is a folder"):
+        check_writable(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot create its folder"):
+        check_writable(tmp_path / "file" / "model.onnx")

@@ -63,7 +63,6 @@ def test_subcommand_help_lists_its_flags(command, sub):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["stylecast-export", "quantize", "x.onnx", "-o", "y.onnx", "--precision", "int8"], "#4"),
         (["stylecastd"], "#5"),
         (["stylecastd", "install", "--dry-run"], "#7"),
         (["stylecast-sub", "tcp://127.0.0.1:5555"], "#6"),
