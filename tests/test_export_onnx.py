@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from checkpoints import photo_batch, save_nano_checkpoint
 from onnx import TensorProto
 
 from stylecast.daemon.artifact import read_onnx_contract
@@ -23,8 +24,7 @@ from stylecast.export import onnx_export
 from stylecast.export.cli import main
 from stylecast.export.deploy_model import Uint8ImageModel, weights_sha256
 from stylecast.export.verification import torch_runner
-from stylecast.training.checkpoint import CheckpointInfo, load_generator, save_checkpoint
-from stylecast.training.presets import build_generator, preset_config
+from stylecast.training.checkpoint import load_generator
 
 STATIC = (96, 128)
 # Every op the exported graph may hold. Conv/Relu/Add/Resize/Tanh are the generator (BatchNorm
@@ -33,36 +33,6 @@ STATIC = (96, 128)
 # Add/Mul/Clip ((y + 1) * 127.5 + 0.5, clamped).
 ALLOWED_OPS = {"Conv", "Relu", "Add", "Resize", "Tanh", "Cast", "Transpose", "Unsqueeze",
                "Squeeze", "Div", "Sub", "Mul", "Clip"}
-
-
-def photo_batch() -> list[np.ndarray]:
-    from skimage import data
-
-    return [data.astronaut(), data.coffee(), data.chelsea()]
-
-
-def nano_generator(seed: int) -> torch.nn.Module:
-    """A nano generator with BatchNorm scales, shifts and running statistics far from identity."""
-    torch.manual_seed(seed)
-    generator = build_generator("nano")
-    for module in generator.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running stats = the plain average over the batches below
-            with torch.no_grad():
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-    generator.train()
-    with torch.no_grad():
-        for photo in photo_batch():
-            generator(torch.tensor(photo[:128, :128]).permute(2, 0, 1)[None] / 127.5 - 1.0)
-    return generator.eval()
-
-
-def save_nano_checkpoint(path, seed: int = 0, style: str = "mosaic") -> torch.nn.Module:
-    generator = nano_generator(seed)
-    save_checkpoint(path, info=CheckpointInfo("fit", 7, "nano", preset_config("nano"), style),
-                    generator=generator, train_state={}, options={})
-    return generator
 
 
 @pytest.fixture(scope="module")

@@ -10,37 +10,17 @@ import json
 
 import pytest
 import torch
+from checkpoints import save_nano_checkpoint
 
 from stylecast.daemon.errors import EX_CONFIG, InputError, run_cli
 from stylecast.export.cli import build_parser, main
 from stylecast.export.onnx_export import export_onnx
 from stylecast.export.verify_command import runner_for, verify, verify_command
-from stylecast.training.checkpoint import CheckpointInfo, save_checkpoint
-from stylecast.training.presets import build_generator, preset_config
+from stylecast.training.presets import build_generator
 
 PROG = "stylecast-export"
 REPORT_KEYS = {"a", "b", "images", "psnr_mean", "psnr_min", "ssim_mean", "max_abs_error",
                "same_weights", "size"}
-
-
-def save_nano_checkpoint(path, seed: int, style: str) -> None:
-    """A nano generator whose BatchNorm scales are random and whose statistics come from photos
-    (with the defaults its blocks start as identities and its output is nearly flat)."""
-    from skimage import data
-
-    torch.manual_seed(seed)
-    generator = build_generator("nano")
-    for module in generator.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running stats = the plain average over the batches below
-            with torch.no_grad():
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-    with torch.no_grad():
-        for photo in (data.astronaut(), data.coffee()):
-            generator.train()(torch.tensor(photo[:128, :128]).permute(2, 0, 1)[None] / 127.5 - 1)
-    save_checkpoint(path, info=CheckpointInfo("fit", 7, "nano", preset_config("nano"), style),
-                    generator=generator.eval(), train_state={}, options={})
 
 
 @pytest.fixture(scope="module")
