@@ -142,6 +142,21 @@ def conv_weight_is_quantized(model: onnx.ModelProto, conv: onnx.NodeProto) -> bo
     return source is not None and source.op_type == "DequantizeLinear"
 
 
+def quantized_conv_weights(model: onnx.ModelProto) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(int weights, scales, DequantizeLinear axis) of every Conv whose weight is quantized."""
+    constants = {init.name: init for init in model.graph.initializer}
+    made_by = producers(model)
+    found = []
+    for conv in model.graph.node:
+        if conv.op_type == "Conv" and conv_weight_is_quantized(model, conv):
+            dequantize = made_by[conv.input[1]]
+            weight = numpy_helper.to_array(constants[dequantize.input[0]])
+            scale = numpy_helper.to_array(constants[dequantize.input[1]])
+            axis = next((a.i for a in dequantize.attribute if a.name == "axis"), 1)
+            found.append((weight, scale, axis))
+    return found
+
+
 @pytest.mark.parametrize("case", ["fp16", "cpu", "tensorrt", "dynamic", "float_io",
                                   "float_io_fp16"])
 def test_artifact_keeps_contract_and_io_with_new_precision(outputs, fp32, case):
@@ -241,13 +256,9 @@ def test_cpu_target_uses_uint8_activations_and_7_bit_per_channel_weights(outputs
     activation_types = {constants[node.input[2]].data_type for node in model.graph.node
                         if node.op_type == "QuantizeLinear"}
     assert activation_types == {TensorProto.UINT8}
-    made_by = producers(model)
-    convs = [node for node in model.graph.node
-             if node.op_type == "Conv" and conv_weight_is_quantized(model, node)]
-    for conv in convs:
-        dequantize = made_by[conv.input[1]]
-        weight = numpy_helper.to_array(constants[dequantize.input[0]])
-        scale = numpy_helper.to_array(constants[dequantize.input[1]])
+    weights = quantized_conv_weights(model)
+    assert weights
+    for weight, scale, _axis in weights:
         assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],)
         assert weight.min() >= -64 and weight.max() <= 64  # reduce_range: 7-bit weights
 
@@ -260,16 +271,12 @@ def test_tensorrt_target_is_symmetric_int8_with_per_channel_conv_weights(outputs
     zero_points = [constants[node.input[2]] for node in qdq]
     assert zero_points and {zp.data_type for zp in zero_points} == {TensorProto.INT8}
     assert all(not numpy_helper.to_array(zp).any() for zp in zero_points)
-    made_by = producers(model)
-    convs = [node for node in model.graph.node
-             if node.op_type == "Conv" and conv_weight_is_quantized(model, node)]
-    for conv in convs:
-        dequantize = made_by[conv.input[1]]
-        weight = numpy_helper.to_array(constants[dequantize.input[0]])
-        scale = numpy_helper.to_array(constants[dequantize.input[1]])
-        axis = next((a.i for a in dequantize.attribute if a.name == "axis"), 1)
+    weights = quantized_conv_weights(model)
+    assert weights
+    for weight, scale, axis in weights:
         assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],) and axis == 0
     assert any(node.op_type == "Add" for node in model.graph.node)
+    made_by = producers(model)
     residual_adds = [node for node in model.graph.node if node.op_type == "Add"
                      and all(made_by.get(i) is not None and made_by[i].op_type == "DequantizeLinear"
                              for i in node.input)]
