@@ -160,7 +160,8 @@ def test_cyclegan_state_dict_loads_and_matches_reference(tmp_path, variant, pref
     state = cyclegan_state(**layout, legacy=legacy)
     path = save(tmp_path, "latest_net_G_A.pth", {prefix + k: v for k, v in state.items()})
 
-    teacher, description = load_teacher(path)
+    teacher, description, style = load_teacher(path)
+    assert style is None  # a CycleGAN state dict carries no style name
 
     expected_model = reference(cyclegan_state(**layout), **config)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
@@ -191,7 +192,7 @@ def test_describe_state_dict_reads_the_layout():
 
 def test_full_size_resnet9_file_loads(tmp_path):
     path = save(tmp_path, "latest_net_G_A.pth", cyclegan_state())
-    teacher, description = load_teacher(path)
+    teacher, description, _style = load_teacher(path)
     assert description == "CycleGAN ResnetGenerator ngf=64 n_blocks=9 norm=instance"
     with torch.no_grad():
         assert teacher(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
@@ -214,8 +215,9 @@ def test_stylecast_checkpoint_loads_as_teacher(tmp_path):
     path = tmp_path / "base.ckpt"
     save_checkpoint(path, info=info, generator=generator, train_state={}, options={})
 
-    teacher, description = load_teacher(path)
+    teacher, description, style = load_teacher(path)
 
+    assert style == "mosaic"
     assert isinstance(teacher, CompactGenerator) and not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     assert "base" in description and "mosaic" in description and "\n" not in description

@@ -225,3 +225,14 @@ def test_eval_needs_two_images_per_folder(image_folders, tmp_path, capsys):
             str(image_folders / "style"), "--size", "64", "--device", "cpu"]
     assert train_main(argv) == EX_CONFIG
     assert "need at least 2 images, found 1" in capsys.readouterr().err
+
+
+def test_distilled_student_keeps_its_stylecast_teachers_style(image_folders, tmp_path):
+    teacher_run = tmp_path / "teacher"
+    assert train_main(fit_args(image_folders, teacher_run, 1, "--set", "model.style_name=ink")) == 0
+    student_run = tmp_path / "student"
+    argv = ["distill", "--teacher", str(teacher_run / LAST), "--content",
+            str(image_folders / "content"), "--out", str(student_run), "--steps", "1", *TINY]
+    assert train_main(argv) == 0
+    _generator, info = load_generator(student_run / LAST)
+    assert (info.mode, info.style) == ("distill", "ink")

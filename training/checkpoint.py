@@ -71,7 +71,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise InputError(f"{path}: not a readable checkpoint ({_first_line(err)})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    return check_payload(payload, path)
+
+
+def is_checkpoint_payload(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+def check_payload(payload: Any, path: str | Path) -> dict[str, Any]:
+    """The checks of load_checkpoint, for a payload already read from `path`."""
+    if not is_checkpoint_payload(payload):
         raise InputError(f"{path}: not a stylecast checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(
@@ -94,7 +103,12 @@ def checkpoint_info(payload: dict[str, Any]) -> CheckpointInfo:
 
 def load_generator(path: str | Path) -> tuple[CompactGenerator, CheckpointInfo]:
     """The deployable generator of a checkpoint, in eval mode, and what the checkpoint says."""
-    payload = load_checkpoint(path)
+    return generator_from_payload(load_checkpoint(path), path)
+
+
+def generator_from_payload(payload: dict[str, Any],
+                           path: str | Path) -> tuple[CompactGenerator, CheckpointInfo]:
+    """The generator of a checked payload (see check_payload); `path` names it in errors."""
     info = checkpoint_info(payload)
     generator = CompactGenerator(info.generator_config)
     try:

@@ -75,7 +75,7 @@ def _teacher_agreement(path: Path, content: torch.Tensor, outputs: torch.Tensor,
     from stylecast.training import metrics
     from stylecast.training.teacher import load_teacher
 
-    teacher, _description = load_teacher(path)
+    teacher = load_teacher(path).model
     teacher_outputs = _generate(teacher.to(device), content, device)
     pairs = ((tensor_to_image(a), tensor_to_image(b)) for a, b in zip(outputs, teacher_outputs,
                                                                       strict=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 from pathlib import Path
@@ -37,10 +36,11 @@ def distill(args: argparse.Namespace) -> int:
     from stylecast.training.teacher import load_teacher
 
     options, payload = _options(args, mode="distill")
-    teacher, description = load_teacher(args.teacher)
-    log.info("teacher: %s (%s)", args.teacher, description)
-    style_name = options.model.style_name or teacher_style_name(args.teacher)
-    return _train(args, options, payload, style_name, teacher=teacher)
+    teacher = load_teacher(args.teacher)
+    log.info("teacher: %s (%s)", args.teacher, teacher.description)
+    style_name = (options.model.style_name or teacher.style
+                  or _as_name(Path(args.teacher).stem) or "style")
+    return _train(args, options, payload, style_name, teacher=teacher.model)
 
 
 def _train(args, options: TrainOptions, payload, style_name: str, teacher) -> int:
@@ -121,13 +121,6 @@ def _options(args: argparse.Namespace, mode: str) -> tuple[TrainOptions, dict[st
 
 def folder_style_name(folder: Path) -> str:
     return _as_name(Path(folder).resolve().name) or "style"
-
-
-def teacher_style_name(path: Path) -> str:
-    payload_style = None
-    with contextlib.suppress(InputError):  # a CycleGAN state dict carries no style name
-        payload_style = load_checkpoint(path)["style"]
-    return payload_style or _as_name(Path(path).stem) or "style"
 
 
 def _as_name(text: str) -> str:

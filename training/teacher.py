@@ -28,13 +28,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from stylecast.daemon.errors import InputError
-from stylecast.training.checkpoint import CHECKPOINT_FORMAT, load_generator
+from stylecast.training.checkpoint import (
+    check_payload,
+    generator_from_payload,
+    is_checkpoint_payload,
+)
 
 NORMS = ("instance", "batch", "none")
 FIRST_BLOCK = 10  # index in `model` of the first ResnetBlock: stem (4 modules) + 2 x 3 downs
@@ -161,18 +165,24 @@ def describe_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_teacher(path: str | Path) -> tuple[nn.Module, str]:
-    """A frozen teacher (eval mode, requires_grad False) and a one-line description of it.
+class Teacher(NamedTuple):
+    model: nn.Module  # frozen: eval mode, requires_grad False
+    description: str  # one line
+    style: str | None  # a stylecast checkpoint's style name; CycleGAN state dicts carry none
+
+
+def load_teacher(path: str | Path) -> Teacher:
+    """A frozen teacher, a one-line description of it and its style name, from one read.
 
     Reads a stylecast checkpoint or a pytorch-CycleGAN-and-pix2pix ResnetGenerator state dict;
     anything else is an InputError naming the file and the problem in one line.
     """
     path = Path(path)
     payload = _read(path)
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        generator, info = load_generator(path)
-        return _frozen(generator), (f"stylecast {info.preset} generator, style {info.style}, "
-                                    f"{info.mode} step {info.step}")
+    if is_checkpoint_payload(payload):
+        generator, info = generator_from_payload(check_payload(payload, path), path)
+        return Teacher(_frozen(generator), f"stylecast {info.preset} generator, style "
+                       f"{info.style}, {info.mode} step {info.step}", info.style)
     state = _state_dict(path, payload)
     try:
         config = describe_state_dict(state)
@@ -185,7 +195,7 @@ def load_teacher(path: str | Path) -> tuple[nn.Module, str]:
     if problem:
         raise InputError(f"{path}: weights do not fit a {_summary(config)} ({problem})")
     model.load_state_dict(state, strict=True)
-    return _frozen(model), _summary(config)
+    return Teacher(_frozen(model), _summary(config), None)
 
 
 def _read(path: Path) -> Any:
