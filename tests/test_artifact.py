@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from contracts import make_contract
 from onnx import TensorProto, helper
 
 from stylecast.daemon.artifact import (
@@ -25,19 +25,6 @@ from stylecast.daemon.artifact import (
     write_sidecar,
 )
 from stylecast.daemon.errors import EX_CONFIG, ArtifactError
-
-UINT8_RGB = TensorSpec(name="image", layout="HWC", dtype="uint8", color_order="RGB",
-                       value_range=(0, 255))
-
-
-def make_contract(**overrides) -> Contract:
-    fields = dict(
-        input=UINT8_RGB,
-        output=UINT8_RGB.model_copy(update={"name": "stylized"}),
-        height=480, width=640, size_multiple=4, style="mosaic", preset="nano",
-        precision="fp32", weights_sha256=hashlib.sha256(b"weights").hexdigest(),
-    )
-    return Contract(**{**fields, **overrides})
 
 
 def save_identity_model(path, contract: Contract | None, extra_props=()) -> None:

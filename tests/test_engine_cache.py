@@ -26,11 +26,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from contracts import FLOAT_NCHW, UINT8_RGB, make_contract
 from onnx import TensorProto, helper, numpy_helper
 
 from stylecast.daemon.artifact import (
     Contract,
-    TensorSpec,
     read_contract,
     read_onnx_contract,
     read_sidecar,
@@ -54,12 +54,6 @@ from stylecast.export.engine_cache import (
     write_engine,
 )
 from stylecast.export.engine_command import engine_command
-
-UINT8_HWC = TensorSpec(name="image", layout="HWC", dtype="uint8", color_order="RGB",
-                       value_range=(0, 255))
-FLOAT_NCHW = TensorSpec(name="image", layout="NCHW", dtype="float32", color_order="RGB",
-                        value_range=(-1, 1))
-
 
 # --- Real artifacts -----------------------------------------------------------------------------
 
@@ -107,11 +101,10 @@ def artifact_model(*, size=None, float_io=False, precision="fp32", seed=0,
                               [helper.make_tensor_value_info("stylized", dtype, shape)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    spec = FLOAT_NCHW if float_io else UINT8_HWC
-    contract = Contract(input=spec, output=spec.model_copy(update={"name": "stylized"}),
-                        height=size[0] if size else None, width=size[1] if size else None,
-                        size_multiple=4, style=style, preset="nano", precision=precision,
-                        weights_sha256=hashlib.sha256(weight.tobytes()).hexdigest())
+    contract = make_contract(FLOAT_NCHW if float_io else UINT8_RGB,
+                             height=size[0] if size else None, width=size[1] if size else None,
+                             style=style, precision=precision,
+                             weights_sha256=hashlib.sha256(weight.tobytes()).hexdigest())
     write_onnx_metadata(model, contract)
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -232,10 +225,8 @@ def test_timing_cache_is_per_tensorrt_version_and_architecture(tmp_path):
 
 
 def contract_for(size=None, multiple=4) -> Contract:
-    return Contract(input=UINT8_HWC, output=UINT8_HWC.model_copy(update={"name": "stylized"}),
-                    height=size[0] if size else None, width=size[1] if size else None,
-                    size_multiple=multiple, style="mosaic", preset="nano", precision="fp32",
-                    weights_sha256="0" * 64)
+    return make_contract(height=size[0] if size else None, width=size[1] if size else None,
+                         size_multiple=multiple)
 
 
 def test_static_model_has_no_profile_and_refuses_other_sizes():
