@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
 from pathlib import Path
 
 from stylecast.daemon.errors import NotYetAvailable, run_cli
 
 PROG = "stylecastd"
-DEFAULT_CONFIG = Path("/etc/stylecast/stylecast.toml")
-DAEMON_ISSUE = "issue #5 (the daemon)"
 INSTALL_ISSUE = "issue #7 (systemd service)"
+LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stylecast.daemon.config import DEFAULT_CONFIG, DEFAULT_PUBLISH
+
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Capture camera frames, stylize them and publish them over ZeroMQ "
-        f"(the pipeline is not yet implemented: {DAEMON_ISSUE}).",
+        description="Capture camera frames, stylize them and publish them over ZeroMQ. "
+        "Flags override the config file; with neither, the built-in test:// pattern is "
+        "stylized with the bundled default style and published on " + DEFAULT_PUBLISH + ".",
     )
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help=f"TOML config (default {DEFAULT_CONFIG} if it exists)")
     parser.add_argument("--source", metavar="URI",
                         help="frame source, e.g. test://, v4l2:///dev/video0, csi://0, "
-                        "picamera2://0, file://clip.mp4?loop=1 (default test://)")
-    parser.add_argument("--model", metavar="PATH", help="ONNX artifact or TensorRT engine")
+                        "picamera2://0, rtsp://..., gst://PIPELINE, file://clip.mp4?loop=1 "
+                        "(default test://)")
+    parser.add_argument("--model", metavar="PATH",
+                        help="ONNX artifact or TensorRT engine; replaces the configured styles")
     parser.add_argument("--publish", action="append", metavar="ENDPOINT",
-                        help="ZeroMQ PUB endpoint, repeatable (default tcp://127.0.0.1:5555)")
+                        help=f"ZeroMQ PUB endpoint, repeatable (default {DEFAULT_PUBLISH})")
     parser.add_argument("--control", metavar="ENDPOINT",
-                        help="ZeroMQ REP control endpoint (default ipc:///run/stylecast/control)")
-    parser.add_argument("--log-level", metavar="LEVEL",
-                        choices=["debug", "info", "warning", "error"], default="info")
+                        help="ZeroMQ REP control endpoint (default ipc://<runtime dir>/control: "
+                        "/run/stylecast under systemd)")
+    parser.add_argument("--log-level", metavar="LEVEL", choices=LOG_LEVELS,
+                        help=f"one of {', '.join(LOG_LEVELS)} (default info)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     install = commands.add_parser(
         "install", help=f"install the systemd service (not yet: {INSTALL_ISSUE})"
@@ -41,20 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: str) -> None:
+    # Under systemd the journal stamps every line itself (JOURNAL_STREAM is set for us).
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(stream=sys.stderr, format=stamp + "%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stylecast").setLevel(level.upper())
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    from stylecast.daemon.config import flag_overrides, resolve_config_path
+    from stylecast.daemon.service import Daemon
+
+    overrides = flag_overrides(source=args.source, model=args.model, publish=args.publish,
+                               control=args.control, log_level=args.log_level)
+    daemon = Daemon(resolve_config_path(args.config), overrides)
+    configure_logging(daemon.config.log.level)
+    return daemon.run()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-
-    def not_yet() -> int:
-        if args.command:
+    if args.command:
+        def not_yet() -> int:
             raise NotYetAvailable(
-                f"'{PROG} {args.command}' is not implemented yet; it lands with {INSTALL_ISSUE}"
-            )
-        raise NotYetAvailable(
-            f"the capture -> stylize -> publish pipeline is not implemented yet; it lands with "
-            f"{DAEMON_ISSUE}"
-        )
+                f"'{PROG} {args.command}' is not implemented yet; it lands with {INSTALL_ISSUE}")
 
-    return run_cli(PROG, not_yet)
+        return run_cli(PROG, not_yet)
+    return run_cli(PROG, lambda: run_daemon(args))
 
 
 if __name__ == "__main__":

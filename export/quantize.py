@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from stylecast.daemon.artifact import Contract, read_onnx_contract, write_onnx_metadata
 from stylecast.daemon.atomic import atomic_path, check_writable
+from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine, to_model_input
 from stylecast.daemon.errors import ArtifactError, InputError, StylecastError
-from stylecast.daemon.onnx_engine import OnnxEngine, to_model_input
 from stylecast.export.verification import Comparison, compare, load_images
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,8 @@ MISSING = ("TensorRT is not installed: on a Jetson it comes with JetPack (python
 _logger: Any = None
 
 
-def _trt() -> Any:
+def import_tensorrt() -> Any:
+    """The tensorrt module, or a ConfigError saying where it comes from."""
     try:
         import tensorrt
     except (ImportError, OSError) as err:  # OSError: the module is there, libnvinfer is not
@@ -49,7 +50,7 @@ def _trt() -> Any:
 
 
 def tensorrt_version() -> str:
-    return str(_trt().__version__)
+    return str(import_tensorrt().__version__)
 
 
 def trt_logger() -> Any:
@@ -57,7 +58,7 @@ def trt_logger() -> Any:
     to Python logging and remembers the latest errors for the build's error message."""
     global _logger
     if _logger is None:
-        trt = _trt()
+        trt = import_tensorrt()
 
         class Logger(trt.ILogger):
             def __init__(self) -> None:
@@ -138,7 +139,7 @@ def _gpu_from_driver(device: int) -> tuple[str, str] | None:
 
 def build(onnx_bytes: bytes, spec: BuildSpec, progress: Progress | None = None) -> bytes:
     """Parse the ONNX model and build a serialized engine as `spec` says."""
-    trt = _trt()
+    trt = import_tensorrt()
     logger = trt_logger()
     builder = trt.Builder(logger)
     strongly_typed = spec.precision == "int8" and hasattr(

@@ -63,10 +63,8 @@ def test_subcommand_help_lists_its_flags(command, sub):
 @pytest.mark.parametrize(
     ("argv", "issue"),
     [
-        (["stylecastd"], "#5"),
         (["stylecastd", "install", "--dry-run"], "#7"),
         (["stylecast-sub", "tcp://127.0.0.1:5555"], "#6"),
-        (["stylecast-ctl", "status"], "#5"),
         (["stylecast-ctl", "keygen", "keys"], "#6"),
     ],
 )

@@ -18,8 +18,8 @@ from checkpoints import photo_batch, save_nano_checkpoint
 from onnx import TensorProto
 
 from stylecast.daemon.artifact import read_onnx_contract
+from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
 from stylecast.daemon.errors import EX_CONFIG, EX_FAILURE
-from stylecast.daemon.onnx_engine import OnnxEngine
 from stylecast.export import onnx_export
 from stylecast.export.cli import main
 from stylecast.export.deploy_model import Uint8ImageModel, weights_sha256

@@ -18,8 +18,8 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from stylecast.daemon.artifact import read_onnx_contract
+from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
 from stylecast.daemon.errors import EX_CONFIG, ArtifactError, InputError, run_cli
-from stylecast.daemon.onnx_engine import OnnxEngine
 from stylecast.export import quantize
 from stylecast.export.onnx_export import export_onnx
 from stylecast.training.checkpoint import CheckpointInfo, save_checkpoint

@@ -1,0 +1,234 @@
+"""stylecastd's configuration: embedded defaults, then one TOML file, then command-line flags.
+
+Every option is documented in configs/stylecast.toml. Validation is strict: an unknown key, a
+wrong type or a bad value is one line naming the file, the key and the value (exit 78).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stylecast.daemon.artifact import NAME_PATTERN
+from stylecast.daemon.endpoints import default_control_endpoint
+from stylecast.daemon.engines.settings import EngineSettings
+from stylecast.daemon.errors import ConfigError
+from stylecast.daemon.sources import check_source_uri
+from stylecast.daemon.validation import describe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path("/etc/stylecast/stylecast.toml")
+BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
+ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(Section):
+    uri: str = "test://"
+    stall_timeout_s: float = Field(default=5.0, gt=0)
+    reopen_backoff_s: float = Field(default=0.5, gt=0)
+    reopen_backoff_max_s: float = Field(default=10.0, gt=0)
+    # Exit 1 (systemd restarts the service) when no frame came for this long; 0 = keep retrying.
+    give_up_after_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _known_uri(cls, uri: str) -> str:
+        check_source_uri(uri)
+        return uri
+
+
+class StyleSettings(Section):
+    # The style live at start; default: the first one in `models`.
+    active: str | None = Field(default=None, pattern=NAME_PATTERN)
+    # Load every style at start (instant switches, more memory) or each on its first use.
+    preload: bool = False
+    # name -> model file (.onnx, or a TensorRT .engine with its .json sidecar). Relative paths are
+    # relative to the config file. Empty = the styles bundled with stylecast.
+    models: dict[str, Path] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, models: dict[str, Path]) -> dict[str, Path]:
+        import re
+
+        for name in models:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"style name {name!r} must match {NAME_PATTERN}")
+        return models
+
+    @model_validator(mode="after")
+    def _active_is_listed(self) -> StyleSettings:
+        if self.active is not None and self.models and self.active not in self.models:
+            raise ValueError(f"active style {self.active!r} is not one of the configured "
+                             f"styles: {', '.join(self.models)}")
+        return self
+
+
+class PublishSettings(Section):
+    endpoints: list[str] = Field(default_factory=lambda: [DEFAULT_PUBLISH], min_length=1)
+    # Payload of the frame topics: tightly packed pixels or JPEG (smaller; costs an encode).
+    format: Literal["rgb24", "bgr24", "jpeg"] = "rgb24"
+    jpeg_quality: int = Field(default=85, ge=1, le=100)
+    # Also publish the camera's frames on topic "raw".
+    raw: bool = False
+    stats_interval_s: float = Field(default=1.0, gt=0)
+    # Messages queued per subscriber before newer ones are dropped: small, so nobody lags.
+    sndhwm: int = Field(default=2, ge=1)
+    # The `stream` field of every header: which camera/daemon a frame came from.
+    stream: str = Field(default_factory=lambda: socket.gethostname() or "stylecast",
+                        pattern=NAME_PATTERN)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _zmq_endpoints(cls, endpoints: list[str]) -> list[str]:
+        return [_check_endpoint(e) for e in endpoints]
+
+
+class ControlSettings(Section):
+    endpoint: str = Field(default_factory=default_control_endpoint)
+    max_message_bytes: int = Field(default=65536, ge=256)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _zmq_endpoint(cls, endpoint: str) -> str:
+        return _check_endpoint(endpoint)
+
+
+class FaultSettings(Section):
+    # Consecutive frames the engine may fail on (each is skipped) before the daemon exits 1.
+    max_engine_errors: int = Field(default=30, ge=1)
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DaemonConfig(Section):
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    styles: StyleSettings = Field(default_factory=StyleSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
+    faults: FaultSettings = Field(default_factory=FaultSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    def style_models(self) -> dict[str, Path]:
+        """The configured styles, or the bundled ones when none are configured."""
+        return dict(self.styles.models) or bundled_styles()
+
+    def active_style(self) -> str:
+        models = self.style_models()
+        return self.styles.active or next(iter(models))
+
+
+def _check_endpoint(endpoint: str) -> str:
+    if not endpoint.startswith(ENDPOINT_SCHEMES) or endpoint.endswith("://"):
+        raise ValueError(f"not a ZeroMQ endpoint (expected {' or '.join(ENDPOINT_SCHEMES)}...)")
+    return endpoint
+
+
+def bundled_styles() -> dict[str, Path]:
+    """The styles that ship inside the package, by file stem; an error naming the folder if none."""
+    found = sorted(BUNDLED_MODELS.glob("*.onnx")) if BUNDLED_MODELS.is_dir() else []
+    if not found:
+        raise ConfigError(
+            f"no style is configured and no bundled default style was found in {BUNDLED_MODELS} "
+            "(the bundled styles land with issue #8): pass --model PATH or set [styles.models]")
+    return {path.stem: path for path in found}
+
+
+# --- Loading ------------------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err})") from None
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    """--config if given (it must exist), else the system config if there is one, else None."""
+    if explicit is not None:
+        return explicit
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> DaemonConfig:
+    """Defaults <- the TOML file at `path` (if any) <- `overrides` (dotted keys from flags)."""
+    data = read_toml(path) if path is not None else {}
+    if path is not None:
+        _resolve_model_paths(data, path.parent)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    where = f"{path}: " if path is not None else ""
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(where + describe(err)) from None
+
+
+def flag_overrides(*, source: str | None = None, model: str | None = None,
+                   publish: list[str] | None = None, control: str | None = None,
+                   log_level: str | None = None) -> dict[str, Any]:
+    """Command-line flags as dotted config keys. --model replaces the configured styles."""
+    overrides: dict[str, Any] = {}
+    if source is not None:
+        overrides["source.uri"] = source
+    if model is not None:
+        path = Path(model).expanduser().absolute()
+        overrides["styles.models"] = {_style_name(path): str(path)}
+        overrides["styles.active"] = None
+    if publish:
+        overrides["publish.endpoints"] = list(publish)
+    if control is not None:
+        overrides["control.endpoint"] = control
+    if log_level is not None:
+        overrides["log.level"] = log_level
+    return overrides
+
+
+def _style_name(path: Path) -> str:
+    """A style name for --model: the file's stem, made to fit NAME_PATTERN."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", path.stem).lstrip("._+-")[:64]
+    return name or "model"
+
+
+def _resolve_model_paths(data: dict[str, Any], base: Path) -> None:
+    models = data.get("styles", {}).get("models") if isinstance(data.get("styles"), dict) else None
+    if not isinstance(models, dict):
+        return
+    for name, value in models.items():
+        if isinstance(value, str):
+            models[name] = str((base / os.path.expanduser(value)).absolute())
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value

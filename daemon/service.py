@@ -1,0 +1,279 @@
+"""The daemon's supervisor: builds the pipeline from the config and runs it under systemd.
+
+The main thread owns the control socket and everything systemd sees:
+
+- READY=1 once the first stylized frame is out (or again after a reload), STATUS= about once a
+  second with fps and style;
+- WATCHDOG=1 at half of WATCHDOG_USEC, and only while frames are actually flowing (while paused:
+  while frames are captured), so a hung pipeline gets the service restarted;
+- EXTEND_TIMEOUT_USEC= while a TensorRT engine builds on first start;
+- SIGTERM/SIGINT: STOPPING=1 and a clean exit within 2 s; SIGHUP: RELOADING=1, the config is read
+  again, and a broken one is logged and ignored (the old one keeps running).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from stylecast.daemon.artifact import installed_version
+from stylecast.daemon.config import DaemonConfig, load_config
+from stylecast.daemon.control import ControlError, ControlServer
+from stylecast.daemon.errors import EX_OK, StylecastError
+from stylecast.daemon.notify import SystemdNotifier
+from stylecast.daemon.pipeline import Pipeline, PipelineFailure
+from stylecast.daemon.publisher import Publisher
+from stylecast.daemon.sources import open_source
+from stylecast.daemon.styles import EngineCache, EngineLoader, StyleBook
+
+log = logging.getLogger(__name__)
+
+CONTROL_POLL_MS = 100
+STATUS_INTERVAL_S = 1.0
+# Seconds on top of the stall timeout before a source read that never returns is fatal.
+HUNG_READ_GRACE_S = 10.0
+# Building a TensorRT engine takes minutes: ask systemd for this much more start time at a time.
+EXTEND_TIMEOUT_S = 60.0
+REBIND_ATTEMPTS = 20  # zmq unbinds asynchronously: a reload may have to wait for its own port
+
+
+class Daemon:
+    """One stylecastd process: a config, a ZeroMQ context, and one pipeline at a time."""
+
+    def __init__(self, config_path: Path | None, overrides: dict[str, Any] | None = None, *,
+                 notifier: SystemdNotifier | None = None,
+                 engine_loader: EngineLoader | None = None) -> None:
+        self.config_path = config_path
+        self.overrides = dict(overrides or {})
+        self.config = load_config(config_path, self.overrides)
+        self.notifier = notifier or SystemdNotifier()
+        self.engines = EngineCache(engine_loader) if engine_loader else EngineCache()
+        self.context: zmq.Context | None = None
+        self.publisher: Publisher | None = None
+        self.control: ControlServer | None = None
+        self.pipeline: Pipeline | None = None
+        self.style_book: StyleBook | None = None
+        self.control_settings = None
+        self._requested: str | None = None  # "stop" or "reload", set by signal handlers
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; the exit code. Errors propagate as StylecastError."""
+        self._install_signal_handlers()
+        self.context = zmq.Context()
+        try:
+            while True:
+                outcome = self._run_pipeline()
+                if outcome != "reload":
+                    return outcome
+        finally:
+            self._shutdown()
+
+    def _run_pipeline(self) -> int | str:
+        config = self.config
+        styles = StyleBook(config.style_models(), config.active_style(), config.engine,
+                           self.engines)
+        styles.check_artifacts()
+        self._bind_sockets(config)
+        self.engines.keep_only(styles.cache_keys())
+        source = open_source(config.source.uri)
+        pipeline = Pipeline(config, source, styles, self.publisher)
+        pipeline.engine_notify = self._engine_building
+        self.style_book, self.pipeline = styles, pipeline
+        pipeline.start()
+        log.info("publishing on %s; control on %s; style '%s'",
+                 ", ".join(self.publisher.endpoints), config.control.endpoint,
+                 styles.active_name)
+        try:
+            return self._supervise(pipeline)
+        finally:
+            pipeline.stop()
+
+    def _supervise(self, pipeline: Pipeline) -> int | str:
+        ready = False
+        watchdog = WatchdogFeeder(self.notifier.watchdog_interval_s)
+        next_status = time.monotonic()
+        while True:
+            self.control.serve_once(CONTROL_POLL_MS)
+            if self._requested == "stop":
+                self.notifier.stopping()
+                log.info("stopping")
+                return EX_OK
+            if self._requested == "reload":
+                self._requested = None
+                if self._reload():
+                    return "reload"
+            if pipeline.failure is not None:
+                raise pipeline.failure
+            if pipeline.finished.is_set():
+                log.info("source %s ended; all frames published", pipeline.health.uri)
+                self.notifier.stopping()
+                return EX_OK
+            if not ready and pipeline.first_published.is_set():
+                ready = True
+                self.notifier.ready(status_line(pipeline))
+                log.info("first frame published: ready")
+            self._check_hung_read(pipeline)
+            if watchdog.due() and progress_count(pipeline) != watchdog.last_progress:
+                watchdog.fed(progress_count(pipeline))
+                self.notifier.watchdog()
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_INTERVAL_S
+                self.notifier.status(status_line(pipeline))
+
+    def _check_hung_read(self, pipeline: Pipeline) -> None:
+        since = pipeline.health.reading_since
+        limit = self.config.source.stall_timeout_s + HUNG_READ_GRACE_S
+        if since is not None and time.monotonic() - since > limit:
+            raise PipelineFailure(f"source {pipeline.health.uri}: a read has not returned for "
+                                  f"{limit:g} s; exiting so the service is restarted")
+
+    def _engine_building(self, elapsed_s: float) -> None:
+        self.notifier.extend_timeout(EXTEND_TIMEOUT_S)
+        self.notifier.status(f"building the TensorRT engine ({elapsed_s:.0f} s so far)")
+
+    # --- sockets -----------------------------------------------------------------------------
+
+    def _bind_sockets(self, config: DaemonConfig) -> None:
+        """Bind publisher and control; after a reload keep the ones whose settings are unchanged."""
+        if self.publisher is None or self.publisher.settings != config.publish:
+            if self.publisher is not None:
+                self.publisher.close()
+                self.publisher = None
+            self.publisher = _retry_bind(lambda: Publisher(self.context, config.publish))
+        control = config.control
+        if self.control is None or self.control_settings != control:
+            if self.control is not None:
+                self.control.close()
+                self.control = None
+            self.control = _retry_bind(lambda: ControlServer(
+                self.context, control.endpoint, self,
+                max_message_bytes=control.max_message_bytes))
+            self.control_settings = control
+
+    def _shutdown(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        if self.publisher is not None:
+            self.publisher.close()
+        self.engines.close()
+        if self.context is not None:
+            self.context.destroy(linger=0)
+
+    # --- signals and reload ------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self._requested = "stop"
+
+        def reload(signum: int, _frame: Any) -> None:
+            if self._requested != "stop":
+                self._requested = "reload"
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _reload(self) -> bool:
+        """Read the config again; True to restart the pipeline with it, False to keep the old."""
+        self.notifier.reloading()
+        try:
+            config = load_config(self.config_path, self.overrides)
+            StyleBook(config.style_models(), config.active_style(), config.engine,
+                      self.engines).check_artifacts()
+        except StylecastError as err:
+            log.error("reload refused, keeping the running config: %s", err)
+            self.notifier.ready(status_line(self.pipeline))
+            return False
+        log.info("config reloaded from %s", self.config_path or "the defaults")
+        self.config = config
+        logging.getLogger("stylecast").setLevel(config.log.level.upper())
+        return True
+
+    # --- control commands (stylecast.daemon.control.Controlled) ------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {**self.pipeline.status(), "version": installed_version(), "pid": os.getpid(),
+                "config": str(self.config_path) if self.config_path else None}
+
+    def styles(self) -> dict[str, Any]:
+        book = self.style_book
+        loaded = set(book.loaded())
+        return {"active": book.active_name,
+                "styles": [{"name": name, "model": str(path), "loaded": name in loaded,
+                            "active": name == book.active_name}
+                           for name, path in book.models.items()]}
+
+    def set_style(self, name: str) -> dict[str, Any]:
+        book = self.style_book
+        if name not in book.models:
+            raise ControlError(f"unknown style {name!r}; configured: {', '.join(book.models)}")
+        if book.live is None:  # the engine loads with the first frame: start in this style
+            book.active_name = name
+            return {"style": name, "engine": "loading"}
+        try:
+            engine = book.set_style(name)
+        except StylecastError as err:
+            raise ControlError(f"style {name!r} cannot be loaded: {err}") from None
+        return {"style": name, "engine": engine.description}
+
+    def pause(self) -> dict[str, Any]:
+        self.pipeline.paused = True
+        return {"paused": True}
+
+    def resume(self) -> dict[str, Any]:
+        self.pipeline.paused = False
+        return {"paused": False}
+
+
+class WatchdogFeeder:
+    """When the next WATCHDOG=1 is due, and the progress count at the last one."""
+
+    def __init__(self, interval_s: float | None) -> None:
+        self.interval_s = interval_s
+        self.last_progress = 0  # frames through the pipeline when last fed: none yet
+        self._last = 0.0
+
+    def due(self) -> bool:
+        return self.interval_s is not None and time.monotonic() - self._last >= self.interval_s
+
+    def fed(self, progress: int) -> None:
+        self.last_progress = progress
+        self._last = time.monotonic()
+
+
+def progress_count(pipeline: Pipeline) -> int:
+    """Frames through the last stage that should be moving: publish, or capture while paused."""
+    stage = "capture" if pipeline.paused else "publish"
+    return pipeline.stats.fps[stage].total
+
+
+def status_line(pipeline: Pipeline) -> str:
+    """systemd's STATUS=: one short line with the figures an operator looks at first."""
+    health = pipeline.health
+    if health.state in ("reopening", "stalled"):
+        return f"source {health.state}: {health.last_error}"
+    style = pipeline.styles.active_name
+    if pipeline.paused:
+        return f"paused (style {style})"
+    fps = pipeline.stats.fps["publish"].rate()
+    return f"{fps:.1f} fps, style {style}"
+
+
+def _retry_bind(make):
+    """Bind, retrying briefly on "in use": a reload's previous socket may still be unbinding."""
+    for attempt in range(REBIND_ATTEMPTS):
+        try:
+            return make()
+        except StylecastError as err:
+            if "in use" not in str(err) or attempt == REBIND_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
