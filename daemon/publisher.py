@@ -13,7 +13,7 @@ from typing import Any
 import zmq
 
 from stylecast.daemon.config import PublishSettings
-from stylecast.daemon.endpoints import bind
+from stylecast.daemon.endpoints import bind, ipc_socket_identity, remove_ipc_socket
 from stylecast.daemon.wire import dump_json
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,14 @@ class Publisher:
         # Replaced, never mutated: the control thread reads it while the publish thread updates it.
         self._prefixes: frozenset[bytes] = frozenset()
         self.endpoints: list[str] = []  # as bound: a `tcp://host:*` endpoint gets its real port
+        self._socket_files: dict[str, tuple[int, int] | None] = {}
         try:
             for endpoint in settings.endpoints:
-                bind(self.socket, endpoint, "publish endpoint")
-                self.endpoints.append(self.socket.getsockopt_string(zmq.LAST_ENDPOINT))
+                bound = bind(self.socket, endpoint, "publish endpoint")
+                self.endpoints.append(bound)
+                self._socket_files[bound] = ipc_socket_identity(bound)
         except Exception:
-            self.socket.close(linger=0)
+            self.close()
             raise
 
     def poll_subscriptions(self) -> None:
@@ -71,4 +73,7 @@ class Publisher:
         self.socket.send(payload, zmq.NOBLOCK, copy=size < ZERO_COPY_BYTES)
 
     def close(self) -> None:
+        """Close the socket and remove its ipc socket files (libzmq leaves them behind)."""
         self.socket.close(linger=0)
+        for endpoint, identity in self._socket_files.items():
+            remove_ipc_socket(endpoint, identity)

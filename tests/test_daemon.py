@@ -121,6 +121,8 @@ def test_systemd_notifications_and_sigterm(daemon_with, models):
     took = time.monotonic() - sent
     assert code == 0, err
     assert any("STOPPING=1" in m for m in daemon.notify.drain())
+    # The ipc socket files are removed, so the next start binds cleanly.
+    assert not (daemon.folder / "frames").exists() and not (daemon.folder / "control").exists()
     # Not a speed assertion: DESIGN.md asks for a clean exit within 2 s, and a hang would show
     # here as several seconds (the pipeline threads are joined with a 1.5 s budget).
     assert took < 8, f"SIGTERM took {took:.1f} s"
@@ -292,3 +294,23 @@ def test_tcp_publish_on_loopback(daemon_with, models):
                          publish=f"tcp://127.0.0.1:{port}")
     header = receive(daemon.subscribe(b"stylized"))[1]
     assert header["style"] == "invert"
+
+
+def test_jpeg_payloads(daemon_with, folder, models):
+    """format = jpeg: a plain JPEG decoder (Pillow) reads the payloads of both frame topics."""
+    import io
+
+    from PIL import Image
+
+    config = folder / "jpeg.toml"
+    config.write_text("[publish]\nformat = 'jpeg'\njpeg_quality = 95\nraw = true\n")
+    daemon = daemon_with("--config", str(config), "--model", str(models["invert"]),
+                         "--source", "test://?width=160&height=120&fps=30")
+    frames = frames_by_index(daemon.subscribe(b"stylized", b"raw"), {b"stylized", b"raw"}, 2)
+    for by_topic in frames.values():
+        (header, payload), (_, raw_payload) = by_topic[b"stylized"], by_topic[b"raw"]
+        assert header["format"] == "jpeg" and payload[:2] == b"\xff\xd8"
+        stylized = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"), dtype=int)
+        raw = np.asarray(Image.open(io.BytesIO(raw_payload)).convert("RGB"), dtype=int)
+        assert stylized.shape == (120, 160, 3)
+        assert np.abs(stylized - (255 - raw)).mean() < 6  # JPEG loss on both sides only
