@@ -114,6 +114,24 @@ class FaultSettings(Section):
     max_engine_errors: int = Field(default=30, ge=1)
 
 
+class SecuritySettings(Section):
+    # The daemon's CURVE key pair: the NAME.key_secret file `stylecast-ctl keygen` writes (mode
+    # 0600). Setting it encrypts the publish socket, and the control socket when it is tcp.
+    curve_secret_key: Path | None = None
+    # Folder of the client public keys (*.key files) let in; required with curve_secret_key.
+    authorized_keys: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SecuritySettings:
+        if self.curve_secret_key is not None and self.authorized_keys is None:
+            raise ValueError("curve_secret_key is set but authorized_keys is not: CURVE needs "
+                             "the folder of client public keys (*.key) allowed to connect")
+        if self.authorized_keys is not None and self.curve_secret_key is None:
+            raise ValueError("authorized_keys is set but curve_secret_key is not: client keys "
+                             "are only checked when CURVE is on")
+        return self
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -125,6 +143,7 @@ class DaemonConfig(Section):
     publish: PublishSettings = Field(default_factory=PublishSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
     faults: FaultSettings = Field(default_factory=FaultSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     def style_models(self) -> dict[str, Path]:
@@ -176,7 +195,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     """Defaults <- the TOML file at `path` (if any) <- `overrides` (dotted keys from flags)."""
     data = read_toml(path) if path is not None else {}
     if path is not None:
-        _resolve_model_paths(data, path.parent)
+        _resolve_relative_paths(data, path.parent)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     where = f"{path}: " if path is not None else ""
@@ -214,13 +233,32 @@ def _style_name(path: Path) -> str:
     return name or "model"
 
 
-def _resolve_model_paths(data: dict[str, Any], base: Path) -> None:
-    models = data.get("styles", {}).get("models") if isinstance(data.get("styles"), dict) else None
-    if not isinstance(models, dict):
-        return
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the file paths in the TOML data absolute, relative to the config file's folder."""
+    models = _table(data, "styles", "models")
     for name, value in models.items():
-        if isinstance(value, str):
-            models[name] = str((base / os.path.expanduser(value)).absolute())
+        models[name] = _resolved(value, base)
+    security = _table(data, "security")
+    for key in ("curve_secret_key", "authorized_keys"):
+        if key in security:
+            security[key] = _resolved(security[key], base)
+
+
+def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The nested TOML table at `keys`; an empty dict when it is missing or not a table."""
+    for key in keys:
+        data = data.get(key)
+        if not isinstance(data, dict):
+            return {}
+    return data
+
+
+def _resolved(value: Any, base: Path) -> Any:
+    """A path string made absolute against `base` (after ~ expansion); other values as they are
+    (validation reports them)."""
+    if not isinstance(value, str):
+        return value
+    return str((base / os.path.expanduser(value)).absolute())
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import zmq
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from stylecast.daemon.endpoints import bind, ipc_socket_identity, remove_ipc_socket
 from stylecast.daemon.validation import problems
+
+if TYPE_CHECKING:
+    from stylecast.daemon.security import CurveServer
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +189,18 @@ class ControlServer:
     Requests larger than `max_message_bytes` (per frame, ZMQ_MAXMSGSIZE) never reach us:
     libzmq drops the sending peer's connection, so that client gets no reply and times out,
     while the server goes on serving everyone else.
+
+    With `curve`, only CURVE clients whose key the authenticator knows are let in.
     """
 
     def __init__(self, context: zmq.Context, endpoint: str, handler: Controlled, *,
-                 max_message_bytes: int = 65536) -> None:
+                 max_message_bytes: int = 65536, curve: CurveServer | None = None) -> None:
         self.handler = handler
         self.socket = context.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        if curve is not None:
+            curve.apply(self.socket)
         try:
             self.endpoint = bind(self.socket, endpoint, WHAT)
         except BaseException:

@@ -4,6 +4,10 @@ libzmq unlinks an existing file when it binds an `ipc://` path, so a second daem
 steal the first one's socket. Before binding we therefore probe the file with a plain AF_UNIX
 connect: a listener answers (in use: refuse), a leftover of a dead process refuses (stale:
 remove it and bind).
+
+Who may connect to an ipc endpoint is up to file permissions: the socket file is made 0660 (its
+owner and group may connect, others not) and a directory we create for it 0750. A directory that
+already exists keeps its mode: it may be shared (/tmp) or set by systemd (RuntimeDirectoryMode=).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from stylecast.daemon.errors import ConfigError
 APP = "stylecast"
 SYSTEM_RUN_DIR = Path("/run")
 PROBE_TIMEOUT_S = 1.0
+SOCKET_MODE = 0o660  # connecting needs write permission on the socket file
+DIRECTORY_MODE = 0o750
 
 
 def default_runtime_dir() -> Path:
@@ -58,13 +64,15 @@ def ipc_path(endpoint: str) -> Path | None:
 
 
 def prepare_ipc_endpoint(endpoint: str, what: str) -> None:
-    """Make an ipc endpoint bindable: create its directory (0o750), remove a stale socket file,
+    """Make an ipc endpoint bindable: create its directory (0750), remove a stale socket file,
     refuse one that a live process listens on. Does nothing for other endpoints."""
     path = ipc_path(endpoint)
     if path is None:
         return
     try:
-        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+            os.chmod(path.parent, DIRECTORY_MODE)  # mkdir's mode is masked by the umask
     except OSError as err:
         raise ConfigError(f"{what} {endpoint!r}: cannot create directory {path.parent}: "
                           f"{err.strerror}") from None
@@ -106,14 +114,25 @@ def socket_has_listener(path: Path, endpoint: str, what: str) -> bool:
 
 def bind(sock: zmq.Socket, endpoint: str, what: str) -> str:
     """Bind `sock` to `endpoint` (after prepare_ipc_endpoint) and return the endpoint it got
-    (`tcp://127.0.0.1:*` resolves to a port); any failure is a ConfigError naming both."""
+    (`tcp://127.0.0.1:*` resolves to a port); any failure is a ConfigError naming both.
+    An ipc socket file is made 0660: owner and group may connect, others may not."""
     prepare_ipc_endpoint(endpoint, what)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
         raise ConfigError(f"cannot bind {what} {endpoint!r}: {zmq.strerror(err.errno)}") from None
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
-    return last.decode() if isinstance(last, bytes) else str(last)
+    bound = last.decode() if isinstance(last, bytes) else str(last)
+    path = ipc_path(bound)
+    if path is not None:
+        try:
+            os.chmod(path, SOCKET_MODE)
+        except OSError as err:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.unbind(bound)
+            raise ConfigError(f"{what} {endpoint!r}: cannot set the mode of {path}: "
+                              f"{err.strerror}") from None
+    return bound
 
 
 def ipc_socket_identity(endpoint: str) -> tuple[int, int] | None:

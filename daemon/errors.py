@@ -40,10 +40,6 @@ class InputError(UserError):
     """An input file or folder (images, checkpoints) that cannot be used."""
 
 
-class NotYetAvailable(StylecastError):
-    """A command whose implementation has not landed yet; names the issue that tracks it."""
-
-
 def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     """Run a command's body, turning our errors into one line on stderr and an exit code."""
     try:

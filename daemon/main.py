@@ -8,10 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from stylecast.daemon.errors import NotYetAvailable, run_cli
+from stylecast.daemon.errors import run_cli
 
 PROG = "stylecastd"
-INSTALL_ISSUE = "issue #7 (systemd service)"
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
@@ -41,11 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"one of {', '.join(LOG_LEVELS)} (default info)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     install = commands.add_parser(
-        "install", help=f"install the systemd service (not yet: {INSTALL_ISSUE})"
-    )
-    install.add_argument("--dry-run", action="store_true", help="print what would be done")
-    install.add_argument("--root", type=Path, metavar="DIR", help="install under this root")
-    commands.add_parser("uninstall", help=f"remove the systemd service (not yet: {INSTALL_ISSUE})")
+        "install", help="install and start the systemd service (unit, default config, folders)")
+    uninstall = commands.add_parser(
+        "uninstall", help="stop and remove the systemd service; keeps config and models")
+    for sub in (install, uninstall):
+        sub.add_argument("--dry-run", action="store_true", help="print what would be done")
+        sub.add_argument("--root", type=Path, metavar="DIR", default=Path("/"),
+                         help="install under this root instead of / (systemd is not touched)")
+    uninstall.add_argument("--purge", action="store_true",
+                           help="also remove /etc/stylecast and /var/lib/stylecast")
     return parser
 
 
@@ -67,14 +70,21 @@ def run_daemon(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def run_install(args: argparse.Namespace) -> int:
+    from stylecast.daemon.install import Installer
+
+    installer = Installer(args.root, dry_run=args.dry_run)
+    if args.command == "install":
+        installer.install()
+    else:
+        installer.uninstall(purge=args.purge)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command:
-        def not_yet() -> int:
-            raise NotYetAvailable(
-                f"'{PROG} {args.command}' is not implemented yet; it lands with {INSTALL_ISSUE}")
-
-        return run_cli(PROG, not_yet)
+        return run_cli(PROG, lambda: run_install(args))
     return run_cli(PROG, lambda: run_daemon(args))
 
 

@@ -8,13 +8,16 @@ a subscriber that falls SNDHWM messages behind simply misses frames.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from stylecast.daemon.config import PublishSettings
 from stylecast.daemon.endpoints import bind, ipc_socket_identity, remove_ipc_socket
 from stylecast.daemon.wire import dump_json
+
+if TYPE_CHECKING:
+    from stylecast.daemon.security import CurveServer
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,20 @@ ZERO_COPY_BYTES = zmq.COPY_THRESHOLD
 
 
 class Publisher:
-    """Sends [topic, header, payload] messages; knows which topic prefixes have subscribers."""
+    """Sends [topic, header, payload] messages; knows which topic prefixes have subscribers.
 
-    def __init__(self, context: zmq.Context, settings: PublishSettings) -> None:
+    With `curve`, every endpoint of the socket (ipc ones too) takes CURVE clients only.
+    """
+
+    def __init__(self, context: zmq.Context, settings: PublishSettings, *,
+                 curve: CurveServer | None = None) -> None:
         self.settings = settings
         self.socket = context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, settings.sndhwm)
         self.socket.setsockopt(zmq.RCVHWM, 1000)  # subscription messages, not frames
+        if curve is not None:
+            curve.apply(self.socket)
         # Replaced, never mutated: the control thread reads it while the publish thread updates it.
         self._prefixes: frozenset[bytes] = frozenset()
         self.endpoints: list[str] = []  # as bound: a `tcp://host:*` endpoint gets its real port

@@ -9,6 +9,11 @@ The main thread owns the control socket and everything systemd sees:
 - EXTEND_TIMEOUT_USEC= while a TensorRT engine builds on first start;
 - SIGTERM/SIGINT: STOPPING=1 and a clean exit within 2 s; SIGHUP: RELOADING=1, the config is read
   again, and a broken one is logged and ignored (the old one keeps running).
+
+With [security] set, one CURVE authenticator serves the context. A reload reads the authorized
+client keys folder again (added keys are let in, removed keys are refused from their next
+connection on; clients already connected stay connected), and a new server key pair rebinds the
+sockets it secures.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from stylecast.daemon.errors import EX_OK, StylecastError
 from stylecast.daemon.notify import SystemdNotifier
 from stylecast.daemon.pipeline import Pipeline, PipelineFailure
 from stylecast.daemon.publisher import Publisher
+from stylecast.daemon.security import CurveServer, load_server_keys, warn_if_exposed
 from stylecast.daemon.sources import open_source
 from stylecast.daemon.styles import EngineCache, EngineLoader, StyleBook
 
@@ -60,6 +66,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.style_book: StyleBook | None = None
         self.control_settings = None
+        self.curve: CurveServer | None = None
         self._requested: str | None = None  # "stop" or "reload", set by signal handlers
 
     # --- running -----------------------------------------------------------------------------
@@ -88,9 +95,9 @@ class Daemon:
         pipeline.engine_notify = self._engine_building
         self.style_book, self.pipeline = styles, pipeline
         pipeline.start()
-        log.info("publishing on %s; control on %s; style '%s'",
-                 ", ".join(self.publisher.endpoints), config.control.endpoint,
-                 styles.active_name)
+        log.info("publishing on %s%s; control on %s; style '%s'",
+                 ", ".join(self.publisher.endpoints), " (CURVE)" if self.curve else "",
+                 self.control.endpoint, styles.active_name)
         try:
             return self._supervise(pipeline)
         finally:
@@ -142,27 +149,61 @@ class Daemon:
     # --- sockets -----------------------------------------------------------------------------
 
     def _bind_sockets(self, config: DaemonConfig) -> None:
-        """Bind publisher and control; after a reload keep the ones whose settings are unchanged."""
+        """Bind publisher and control; after a reload keep the ones whose settings (CURVE keys
+        included) are unchanged."""
+        self._secure(config)
+        curve = self.curve
         if self.publisher is None or self.publisher.settings != config.publish:
             if self.publisher is not None:
                 self.publisher.close()
                 self.publisher = None
-            self.publisher = _retry_bind(lambda: Publisher(self.context, config.publish))
+            self.publisher = _retry_bind(lambda: Publisher(self.context, config.publish,
+                                                           curve=curve))
+            if curve is None:
+                warn_if_exposed(self.publisher.endpoints, "publish endpoint")
         control = config.control
         if self.control is None or self.control_settings != control:
             if self.control is not None:
                 self.control.close()
                 self.control = None
+            # ipc is guarded by file permissions; CURVE there would lock out stylecast-ctl.
+            control_curve = curve if control.endpoint.startswith("tcp://") else None
             self.control = _retry_bind(lambda: ControlServer(
                 self.context, control.endpoint, self,
-                max_message_bytes=control.max_message_bytes))
+                max_message_bytes=control.max_message_bytes, curve=control_curve))
             self.control_settings = control
+            if control_curve is None:
+                warn_if_exposed([self.control.endpoint], "control endpoint")
 
-    def _shutdown(self) -> None:
+    def _secure(self, config: DaemonConfig) -> None:
+        """Start, keep or stop CURVE. New server keys: the sockets they secured are closed first,
+        so none is ever left without its authenticator; same keys: re-read the client keys."""
+        security = config.security
+        keys = load_server_keys(security.curve_secret_key, security.authorized_keys)
+        if self.curve is not None and keys == self.curve.keys:
+            self.curve.authorize(security.authorized_keys)
+            return
+        if self.curve is None and keys is None:
+            return
+        self._close_sockets()
+        if self.curve is not None:
+            self.curve.close()
+            self.curve = None
+        if keys is not None:
+            self.curve = CurveServer(self.context, keys, security.authorized_keys)
+
+    def _close_sockets(self) -> None:
         if self.control is not None:
             self.control.close()
+            self.control = None
         if self.publisher is not None:
             self.publisher.close()
+            self.publisher = None
+
+    def _shutdown(self) -> None:
+        self._close_sockets()
+        if self.curve is not None:
+            self.curve.close()
         self.engines.close()
         if self.context is not None:
             self.context.destroy(linger=0)
@@ -188,6 +229,7 @@ class Daemon:
             config = load_config(self.config_path, self.overrides)
             StyleBook(config.style_models(), config.active_style(), config.engine,
                       self.engines).check_artifacts()
+            load_server_keys(config.security.curve_secret_key, config.security.authorized_keys)
         except StylecastError as err:
             log.error("reload refused, keeping the running config: %s", err)
             self.notifier.ready(status_line(self.pipeline))

@@ -1,8 +1,12 @@
-"""Shared fixtures: real photos that ship with scikit-image, tensors made from them."""
+"""Shared fixtures: real photos that ship with scikit-image, and real stylecastd processes in
+short temp folders."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,3 +58,28 @@ def image_folders(tmp_path_factory):
     _save(root / "heldout", "coins.png", gray(data.coins()))
     _save(root / "heldout", "hubble.png", data.hubble_deep_field()[:400, :400])
     return root
+
+
+@pytest.fixture
+def folder():
+    """A short temp folder: ipc socket paths must stay under 107 characters."""
+    path = Path(tempfile.mkdtemp(prefix="sc-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon_with(folder):
+    """start(*stylecastd args) -> a running DaemonProcess in its own subfolder; killed after."""
+    from daemon_harness import start_daemon
+
+    started = []
+
+    def start(*args, **kwargs):
+        daemon = start_daemon(folder / f"d{len(started)}", *args, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()

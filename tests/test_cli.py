@@ -60,23 +60,6 @@ def test_subcommand_help_lists_its_flags(command, sub):
         assert word in result.stdout, f"{command} {sub} --help does not mention {word}"
 
 
-@pytest.mark.parametrize(
-    ("argv", "issue"),
-    [
-        (["stylecastd", "install", "--dry-run"], "#7"),
-        (["stylecast-sub", "tcp://127.0.0.1:5555"], "#6"),
-        (["stylecast-ctl", "keygen", "keys"], "#6"),
-    ],
-)
-def test_unbuilt_commands_say_so_in_one_line(argv, issue):
-    """Commands whose issue is still open exit 1 with one line naming that issue (no traceback)."""
-    result = run(*argv)
-    assert result.returncode == 1
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not implemented yet" in lines[0] and issue in lines[0]
-
-
 def test_usage_errors_exit_2():
     result = run("stylecast-train", "presets", "--size", "12")
     assert result.returncode == 2

@@ -95,11 +95,6 @@ def test_timeout_must_be_positive(timeout, capsys):
     assert "expected a positive number of seconds" in capsys.readouterr().err
 
 
-def test_keygen_is_still_not_available(capsys, tmp_path):
-    code, _, err = ctl(capsys, "keygen", str(tmp_path))
-    assert code == 1 and "not implemented yet" in err and "#6" in err
-
-
 def test_default_endpoint_is_the_runtime_dirs_control_socket():
     assert build_parser().parse_args(["status"]).endpoint == default_control_endpoint()
 

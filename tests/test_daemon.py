@@ -8,16 +8,13 @@ own client library.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
-from daemon_harness import receive, start_daemon
+from daemon_harness import receive
 from tiny_models import write_tiny_model
 
 SMALL_TEST_SOURCE = "test://?width=64&height=48&fps=30"
@@ -26,31 +23,9 @@ HEADER_KEYS = {"v", "seq", "frame", "stream", "t_capture_ns", "t_capture_unix_ns
 
 
 @pytest.fixture
-def folder():
-    """A short temp folder: ipc socket paths must stay under 107 characters."""
-    path = Path(tempfile.mkdtemp(prefix="sc-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def models(folder):
     return {"invert": write_tiny_model(folder / "invert.onnx", style="invert"),
             "warm": write_tiny_model(folder / "warm.onnx", style="warm", tint=(60, 0, -60))}
-
-
-@pytest.fixture
-def daemon_with(folder):
-    started = []
-
-    def start(*args, **kwargs):
-        daemon = start_daemon(folder / f"d{len(started)}", *args, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.close()
 
 
 def frames_by_index(sub, topics: set[bytes], count: int) -> dict[int, dict[bytes, tuple]]:

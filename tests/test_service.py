@@ -4,26 +4,15 @@ stylecast.export.engine_cache.ensure_engine does; everything else is real."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-import pytest
 from daemon_harness import NotifyListener
 from tiny_models import write_tiny_model
 
 from stylecast.daemon.engines import load_engine
 from stylecast.daemon.notify import SystemdNotifier
 from stylecast.daemon.service import Daemon
-
-
-@pytest.fixture
-def folder():
-    path = Path(tempfile.mkdtemp(prefix="sc-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def run_until(daemon: Daemon, condition, timeout_s: float = 30.0) -> int:

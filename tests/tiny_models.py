@@ -15,6 +15,7 @@ from contracts import UINT8_RGB
 from onnx import TensorProto, helper, numpy_helper
 
 from stylecast.daemon.artifact import Contract, write_onnx_metadata
+from stylecast.daemon.sources.pattern import draw_card, window_offset
 
 
 def tiny_model(*, height: int | None = None, width: int | None = None, style: str = "invert",
@@ -56,3 +57,10 @@ def write_tiny_model(path: str | Path, **options) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(tiny_model(**options), str(path))
     return path
+
+
+def expected_stylized(frame_index: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """What the daemon publishes for source frame `frame_index`: the test card, inverted."""
+    canvas = np.tile(draw_card(height, width), (2, 2, 1))
+    top, left = window_offset(frame_index, height, width)
+    return 255 - canvas[top:top + height, left:left + width]

@@ -1,0 +1,1 @@
+"""Config examples; the daemon's stylecast.toml ships as package data for `stylecastd install`."""

@@ -1,0 +1,1 @@
+"""The systemd unit and drop-ins, shipped as package data for `stylecastd install`."""
