@@ -28,7 +28,8 @@ else:  # pragma: no cover - Python 3.10 (JetPack 6)
     import tomli as tomllib
 
 DEFAULT_CONFIG = Path("/etc/stylecast/stylecast.toml")
-BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
+BUNDLED_MODELS = Path(__file__).resolve().parent / "models"  # INT8; FP32 twins in models/fp32/
+DEFAULT_BUNDLED_STYLE = "stain"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
@@ -152,7 +153,11 @@ class DaemonConfig(Section):
 
     def active_style(self) -> str:
         models = self.style_models()
-        return self.styles.active or next(iter(models))
+        if self.styles.active:
+            return self.styles.active
+        if not self.styles.models and DEFAULT_BUNDLED_STYLE in models:
+            return DEFAULT_BUNDLED_STYLE
+        return next(iter(models))
 
 
 def _check_endpoint(endpoint: str) -> str:
@@ -166,8 +171,8 @@ def bundled_styles() -> dict[str, Path]:
     found = sorted(BUNDLED_MODELS.glob("*.onnx")) if BUNDLED_MODELS.is_dir() else []
     if not found:
         raise ConfigError(
-            f"no style is configured and no bundled default style was found in {BUNDLED_MODELS} "
-            "(the bundled styles land with issue #8): pass --model PATH or set [styles.models]")
+            f"no style is configured and no bundled style was found in {BUNDLED_MODELS} "
+            "(a broken install?): pass --model PATH or set [styles.models]")
     return {path.stem: path for path in found}
 
 

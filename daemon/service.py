@@ -98,6 +98,8 @@ class Daemon:
         log.info("publishing on %s%s; control on %s; style '%s'",
                  ", ".join(self.publisher.endpoints), " (CURVE)" if self.curve else "",
                  self.control.endpoint, styles.active_name)
+        log.info("watch it: stylecast-sub %s --http 127.0.0.1:8080, then open "
+                 "http://127.0.0.1:8080/", self.publisher.endpoints[0])
         try:
             return self._supervise(pipeline)
         finally:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from stylecast.daemon.config import (
     BUNDLED_MODELS,
+    DEFAULT_BUNDLED_STYLE,
     DaemonConfig,
     bundled_styles,
     flag_overrides,
@@ -108,10 +109,17 @@ def test_flags_override_the_file(tmp_path):
 
 def test_no_styles_configured_uses_the_bundled_ones():
     config = load_config(None)
-    if not list(BUNDLED_MODELS.glob("*.onnx")):
-        # Until issue #8 bundles the default styles, this is the clear error a user sees.
-        with pytest.raises(ConfigError, match=r"bundled default style .* issue #8"):
-            config.style_models()
-    else:
-        assert config.style_models() == bundled_styles()
-        assert config.active_style() in bundled_styles()
+    assert config.style_models() == bundled_styles()
+    assert set(bundled_styles()) >= {"stain", "retina"}
+    assert config.active_style() == DEFAULT_BUNDLED_STYLE
+    for name, path in bundled_styles().items():
+        assert path.parent == BUNDLED_MODELS and path.stem == name
+        assert (BUNDLED_MODELS / "fp32" / path.name).is_file()  # its FP32 twin
+
+
+def test_a_missing_bundled_folder_is_one_clear_line(monkeypatch, tmp_path):
+    import stylecast.daemon.config as config_module
+
+    monkeypatch.setattr(config_module, "BUNDLED_MODELS", tmp_path / "models")
+    with pytest.raises(ConfigError, match="no bundled style was found"):
+        load_config(None).style_models()

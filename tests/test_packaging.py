@@ -82,6 +82,36 @@ def test_device_install_from_wheel_has_no_torch(wheel, tmp_path):
     result = subprocess.run([str(python.parent / "stylecastd"), "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "--source" in result.stdout
+    assert_main_job_publishes(python.parent / "stylecastd", tmp_path)
+
+
+def assert_main_job_publishes(stylecastd: Path, folder: Path) -> None:
+    """The README's main job: `stylecastd` with no flags and no config (test:// source, bundled
+    style) publishes stylized frames on tcp://127.0.0.1:5555 soon after it starts."""
+    import json
+    import time
+
+    import zmq
+
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect("tcp://127.0.0.1:5555")
+    sub.setsockopt(zmq.SUBSCRIBE, b"stylized")
+    env = {**os.environ, "RUNTIME_DIRECTORY": str(folder / "run")}  # its control socket
+    daemon = subprocess.Popen([str(stylecastd)], cwd=folder, env=env, stderr=subprocess.PIPE,
+                              text=True)
+    started = time.monotonic()
+    message = sub.recv_multipart() if sub.poll(60_000) else None
+    waited = time.monotonic() - started
+    daemon.terminate()
+    _, err = daemon.communicate(timeout=30)
+    sub.close()
+    assert message is not None, f"no stylized frame within 60 s; stylecastd said:\n{err}"
+    _, header, payload = message
+    header = json.loads(header)
+    assert header["style"] == "stain" and len(payload) == header["width"] * header["height"] * 3
+    assert daemon.returncode == 0, err
+    print(f"first stylized frame {waited:.1f} s after start")
 
 
 def test_editable_install_maps_the_source_folders(tmp_path):
