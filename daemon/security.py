@@ -66,13 +66,18 @@ def load_secret_key(path: Path) -> tuple[bytes, bytes]:
     return public, secret
 
 
-def _file_mode(path: Path, what: str) -> int:
+def _stat(path: Path, what: str, hint: str = "") -> os.stat_result:
+    """stat() with one-line errors: '{what} PATH not found (hint)' or 'cannot read ...'."""
     try:
-        info = path.stat()
+        return path.stat()
     except FileNotFoundError:
-        raise ConfigError(f"{what} {path} not found ({KEYGEN_HINT})") from None
+        raise ConfigError(f"{what} {path} not found" + (f" ({hint})" if hint else "")) from None
     except OSError as err:
         raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+def _file_mode(path: Path, what: str) -> int:
+    info = _stat(path, what, KEYGEN_HINT)
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"{what} {path} is not a file")
     return stat.S_IMODE(info.st_mode)
@@ -107,12 +112,7 @@ def check_authorized_dir(path: Path) -> list[Path]:
 
     A folder that others may write to is refused: anyone could authorize themselves.
     """
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"authorized_keys folder {path} not found") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read authorized_keys folder {path}: {err.strerror}") from None
+    info = _stat(path, "authorized_keys folder")
     if not stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"authorized_keys {path} is not a folder (of client *.key files)")
     mode = stat.S_IMODE(info.st_mode)

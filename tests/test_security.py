@@ -334,14 +334,24 @@ def test_ctl_over_curve_tcp_control(curve_daemon, keys, capsys):
     assert usage.value.code == 2
 
 
-def test_sighup_rereads_the_authorized_keys(folder, keys, model):
+def start_ready_curve_daemon(folder: Path, keys: dict, model: Path):
+    """(daemon, publish endpoint): a stylecastd with CURVE on a free loopback port, READY."""
     config = write_security_config(folder, keys)
     publish = f"tcp://127.0.0.1:{free_tcp_port()}"
     daemon = start_daemon(folder / "d", "--config", str(config), "--model", str(model),
                           "--source", SMALL_TEST_SOURCE, publish=publish)
-    subs = []
     try:
         daemon.notify.wait_for("READY=1")
+    except BaseException:
+        daemon.close()
+        raise
+    return daemon, publish
+
+
+def test_sighup_rereads_the_authorized_keys(folder, keys, model):
+    daemon, publish = start_ready_curve_daemon(folder, keys, model)
+    subs = []
+    try:
         subs.append(alice := subscriber(publish, keys, "alice"))
         receive(alice)
         subs.append(refused := subscriber(publish, keys, "mallory"))
@@ -364,13 +374,9 @@ def test_sighup_rereads_the_authorized_keys(folder, keys, model):
 
 
 def test_sighup_with_a_new_server_key_rebinds_with_it(folder, keys, model):
-    config = write_security_config(folder, keys)
-    publish = f"tcp://127.0.0.1:{free_tcp_port()}"
-    daemon = start_daemon(folder / "d", "--config", str(config), "--model", str(model),
-                          "--source", SMALL_TEST_SOURCE, publish=publish)
+    daemon, publish = start_ready_curve_daemon(folder, keys, model)
     subs = []
     try:
-        daemon.notify.wait_for("READY=1")
         subs.append(old := subscriber(publish, keys, "alice"))
         receive(old)
 
