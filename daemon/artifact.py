@@ -210,6 +210,12 @@ def write_onnx_metadata(model: Any, contract: Contract) -> None:
 
 def read_onnx_metadata(path: str | Path) -> dict[str, str]:
     """The metadata_props of an ONNX file, without loading external weight files."""
+    return {p.key: p.value for p in load_onnx_model(path).metadata_props}
+
+
+def load_onnx_model(path: str | Path) -> Any:
+    """The onnx.ModelProto of an ONNX file (no external weight files); ArtifactError if it
+    cannot be read."""
     path = Path(path)
     try:
         import onnx
@@ -226,11 +232,65 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
         raise ArtifactError(f"{path}: not a readable ONNX model ({err})") from None
     if not model.graph.node:
         raise ArtifactError(f"{path}: not a readable ONNX model (it has no graph)")
-    return {p.key: p.value for p in model.metadata_props}
+    return model
 
 
-def read_onnx_contract(path: str | Path) -> Contract:
-    return Contract.from_metadata(read_onnx_metadata(path), source=str(path))
+def read_onnx_contract(path: str | Path, *, check_graph: bool = False) -> Contract:
+    """The contract an ONNX file carries; with check_graph, also that the graph's input and
+    output are the tensors it describes (name, element type, rank, 3 channels)."""
+    model = load_onnx_model(path)
+    props = {p.key: p.value for p in model.metadata_props}
+    contract = Contract.from_metadata(props, source=str(path))
+    if check_graph:
+        check_graph_io(model, contract, str(path))
+    return contract
+
+
+# ONNX TensorProto element types of the contract's dtypes, and the rank of each layout.
+ONNX_ELEMENT_TYPES = {"uint8": 2, "float16": 10, "float32": 1}
+LAYOUT_RANKS = {"HWC": 3, "NHWC": 4, "NCHW": 4}
+
+
+def check_graph_io(model: Any, contract: Contract, source: str) -> None:
+    """Refuse a graph whose input or output is not what its contract says (ArtifactError naming
+    the tensor and the contract field): such a model would fail on every frame instead."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    if [value.name for value in inputs] != [contract.input.name]:
+        raise ArtifactError(
+            f"{source}: graph inputs {[value.name for value in inputs]} do not match contract "
+            f"field '{PREFIX}input.name' = '{contract.input.name}' (one input expected)")
+    _check_tensor(source, "input", inputs[0], contract.input)
+    outputs = {value.name: value for value in model.graph.output}
+    if contract.output.name not in outputs:
+        raise ArtifactError(
+            f"{source}: graph outputs {list(outputs)} do not include contract field "
+            f"'{PREFIX}output.name' = '{contract.output.name}'")
+    _check_tensor(source, "output", outputs[contract.output.name], contract.output)
+
+
+def _check_tensor(source: str, kind: str, value: Any, spec: TensorSpec) -> None:
+    import onnx
+
+    tensor = value.type.tensor_type
+    field = f"{PREFIX}{kind}"
+    if tensor.elem_type != ONNX_ELEMENT_TYPES[spec.dtype]:
+        found = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        raise ArtifactError(f"{source}: graph {kind} '{value.name}' is {found}, but contract "
+                            f"field '{field}.dtype' = '{spec.dtype}'")
+    if not tensor.HasField("shape"):
+        return  # rank unknown to the graph: ONNX Runtime checks it per frame
+    dims = [dim.dim_value or dim.dim_param or "?" for dim in tensor.shape.dim]
+    rank = LAYOUT_RANKS[spec.layout]
+    if len(dims) != rank:
+        raise ArtifactError(f"{source}: graph {kind} '{value.name}' has rank {len(dims)} "
+                            f"{dims}, but contract field '{field}.layout' = '{spec.layout}' "
+                            f"needs rank {rank}")
+    channels = dims[1] if spec.layout == "NCHW" else dims[-1]
+    if isinstance(channels, int) and channels != 3:
+        raise ArtifactError(f"{source}: graph {kind} '{value.name}' {dims} has {channels} "
+                            f"channels where contract field '{field}.layout' = '{spec.layout}' "
+                            "puts 3 (RGB)")
 
 
 # --- Engines: the contract in a sidecar JSON ----------------------------------------------------
@@ -266,10 +326,11 @@ def read_sidecar(engine_path: str | Path) -> tuple[Contract, dict[str, Any]]:
 
 
 def read_contract(path: str | Path) -> Contract:
-    """The contract of any artifact: an ONNX model's metadata, or an engine's sidecar."""
+    """The contract of any artifact: an ONNX model's metadata (checked against its graph's input
+    and output), or an engine's sidecar (checked against the engine when it loads)."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        return read_onnx_contract(path)
+        return read_onnx_contract(path, check_graph=True)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
     return read_sidecar(path)[0]

@@ -92,7 +92,7 @@ def parse_request(parts: list[bytes]) -> Request:
         raise ValueError(f"request is not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, or an integer too long for int_max_str_digits
         raise ValueError(f"request is not JSON ({err})") from None
     except RecursionError:
         raise ValueError("request JSON is nested too deeply") from None

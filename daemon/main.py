@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-from stylecast.daemon.errors import run_cli
+from stylecast.daemon.errors import EX_OK, run_cli
 
 PROG = "stylecastd"
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -81,9 +82,34 @@ def run_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_before_start(signum: int, _frame: object) -> None:
+    """SIGTERM/SIGINT before the daemon has its own handlers (while it imports its libraries and
+    reads its config): nothing is bound or opened yet, so there is nothing to clean up: exit 0."""
+    raise SystemExit(EX_OK)
+
+
+def handle_early_signals() -> None:
+    """Installed first thing, so a stop during start-up is a clean exit 0 rather than death by
+    the signal, and a SIGHUP (default action: terminate) cannot kill a daemon that is about to
+    read its config anyway. Daemon.run replaces these with its own handlers. Only the Python
+    start-up before main() is left to the default action (which systemd counts as a clean stop).
+    """
+    signal.signal(signal.SIGTERM, stop_before_start)
+    signal.signal(signal.SIGINT, stop_before_start)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def restore_default_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
+    handle_early_signals()
     args = build_parser().parse_args(argv)
     if args.command:
+        restore_default_signals()
         return run_cli(PROG, lambda: run_install(args))
     return run_cli(PROG, lambda: run_daemon(args))
 

@@ -8,6 +8,11 @@ stage timestamps. Faults are handled where they happen: a failing source is reop
 backoff, a frame the engine fails on is skipped; what cannot be handled (the engine failing
 frame after frame, a source that never comes back) is recorded in `failure` for the supervisor,
 which exits non-zero.
+
+A source whose frame size changes mid-stream (a camera reconnecting in another mode) is not an
+error: each frame is stylized and published at its own size (the engine fits it to the model,
+see engines/frame_fit, and every header carries its frame's width and height); the change is
+logged as a warning.
 """
 
 from __future__ import annotations
@@ -66,8 +71,9 @@ class StylizedFrame:
 class SourceHealth:
     """What the capture stage knows about its source, for stats and the supervisor."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, stall_timeout_s: float = float("inf")) -> None:
         self.uri = uri
+        self.stall_timeout_s = stall_timeout_s
         self.state = "opening"  # opening | running | reopening | stalled | ended
         self.reopens = 0
         self.stalls = 0
@@ -76,11 +82,23 @@ class SourceHealth:
         self.reading_since: float | None = None
         self.frame_size: tuple[int, int] | None = None
 
+    def seconds_since_frame(self) -> float:
+        return time.monotonic() - self.last_frame_at
+
+    def current_state(self) -> str:
+        """`state`, except "stalled" already while a read has been blocked for longer than the
+        stall timeout (a driver that hangs inside read() never gets to raise SourceStalled)."""
+        since = self.reading_since
+        if (self.state == "running" and since is not None
+                and time.monotonic() - since > self.stall_timeout_s):
+            return "stalled"
+        return self.state
+
     def as_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "state": self.state, "reopens": self.reopens,
+        return {"uri": self.uri, "state": self.current_state(), "reopens": self.reopens,
                 "stalls": self.stalls, "last_error": self.last_error,
                 "frame_size": list(self.frame_size) if self.frame_size else None,
-                "seconds_since_frame": round(time.monotonic() - self.last_frame_at, 3)}
+                "seconds_since_frame": round(self.seconds_since_frame(), 3)}
 
 
 def valid_frame(image: Any) -> bool:
@@ -98,7 +116,8 @@ class Pipeline:
         self.styles = styles
         self.publisher = publisher
         self.stats = PipelineStats()
-        self.health = SourceHealth(redact(source.uri))  # stats are public: no passwords
+        # Stats are public: no passwords in the URI.
+        self.health = SourceHealth(redact(source.uri), config.source.stall_timeout_s)
         self.frames = LatestSlots()  # capture -> infer
         self.outbox = LatestSlots()  # capture/infer -> publish, one slot per topic
         self.paused = False
@@ -221,9 +240,15 @@ class Pipeline:
             log.debug("skipped an invalid frame: %s %s",
                       getattr(captured.image, "dtype", type(captured.image)), shape)
             return False
+        size = captured.image.shape[:2]
+        if self.health.frame_size is not None and size != self.health.frame_size:
+            # Deliberate: such a frame is stylized and published at its own size (the engine
+            # fits it to what the model takes, and headers carry each frame's width and height).
+            log.warning("source frame size changed from %dx%d to %dx%d (width x height)",
+                        self.health.frame_size[1], self.health.frame_size[0], size[1], size[0])
         self.health.state = "running"
         self.health.last_frame_at = time.monotonic()
-        self.health.frame_size = captured.image.shape[:2]
+        self.health.frame_size = size
         frame = SourceFrame(self.stats.fps["capture"].total, captured.image,
                             captured.t_capture_ns, captured.t_capture_unix_ns)
         self.stats.fps["capture"].tick()

@@ -10,6 +10,10 @@ The main thread owns the control socket and everything systemd sees:
 - SIGTERM/SIGINT: STOPPING=1 and a clean exit within 2 s; SIGHUP: RELOADING=1, the config is read
   again, and a broken one is logged and ignored (the old one keeps running).
 
+A `set_style` whose engine has to be built (minutes for TensorRT) runs the build in a helper
+thread; the main thread keeps pinging the watchdog (frames keep flowing in the old style), keeps
+STATUS= current and still stops at once on SIGTERM (the reply then says the switch was abandoned).
+
 With [security] set, one CURVE authenticator serves the context. A reload reads the authorized
 client keys folder again (added keys are let in, removed keys are refused from their next
 connection on; clients already connected stay connected), and a new server key pair rebinds the
@@ -21,9 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -39,6 +45,7 @@ from stylecast.daemon.sources import open_source
 from stylecast.daemon.styles import EngineCache, EngineLoader, StyleBook
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONTROL_POLL_MS = 100
 STATUS_INTERVAL_S = 1.0
@@ -67,7 +74,12 @@ class Daemon:
         self.style_book: StyleBook | None = None
         self.control_settings = None
         self.curve: CurveServer | None = None
-        self._requested: str | None = None  # "stop" or "reload", set by signal handlers
+        self.heartbeat: Heartbeat | None = None
+        # Set by the signal handlers. Two flags, so that taking a reload request can never wipe
+        # out a stop request that arrives at the same moment.
+        self._requested: str | None = None  # "stop"
+        self._reload_requested = False
+        self._switching: str | None = None  # what a running set_style is doing, for STATUS=
 
     # --- running -----------------------------------------------------------------------------
 
@@ -106,17 +118,15 @@ class Daemon:
             pipeline.stop()
 
     def _supervise(self, pipeline: Pipeline) -> int | str:
-        ready = False
-        watchdog = WatchdogFeeder(self.notifier.watchdog_interval_s)
-        next_status = time.monotonic()
+        self.heartbeat = Heartbeat(self.notifier, pipeline, lambda: self._switching)
         while True:
             self.control.serve_once(CONTROL_POLL_MS)
             if self._requested == "stop":
                 self.notifier.stopping()
                 log.info("stopping")
                 return EX_OK
-            if self._requested == "reload":
-                self._requested = None
+            if self._reload_requested:
+                self._reload_requested = False
                 if self._reload():
                     return "reload"
             if pipeline.failure is not None:
@@ -125,17 +135,8 @@ class Daemon:
                 log.info("source %s ended; all frames published", pipeline.health.uri)
                 self.notifier.stopping()
                 return EX_OK
-            if not ready and pipeline.first_published.is_set():
-                ready = True
-                self.notifier.ready(status_line(pipeline))
-                log.info("first frame published: ready")
             self._check_hung_read(pipeline)
-            if watchdog.due() and progress_count(pipeline) != watchdog.last_progress:
-                watchdog.fed(progress_count(pipeline))
-                self.notifier.watchdog()
-            if time.monotonic() >= next_status:
-                next_status = time.monotonic() + STATUS_INTERVAL_S
-                self.notifier.status(status_line(pipeline))
+            self.heartbeat.beat()
 
     def _check_hung_read(self, pipeline: Pipeline) -> None:
         since = pipeline.health.reading_since
@@ -145,8 +146,15 @@ class Daemon:
                                   f"{limit:g} s; exiting so the service is restarted")
 
     def _engine_building(self, elapsed_s: float) -> None:
+        """Called from the engine build's heartbeat thread."""
+        if self._requested == "stop":  # an extension now would only delay systemd's stop
+            return
+        building = f"building the TensorRT engine ({elapsed_s:.0f} s so far)"
+        if self.pipeline is not None and self.pipeline.first_published.is_set():
+            self._switching = building  # a set_style build: STATUS= carries it, no extension
+            return
         self.notifier.extend_timeout(EXTEND_TIMEOUT_S)
-        self.notifier.status(f"building the TensorRT engine ({elapsed_s:.0f} s so far)")
+        self.notifier.status(building)
 
     # --- sockets -----------------------------------------------------------------------------
 
@@ -217,8 +225,7 @@ class Daemon:
             self._requested = "stop"
 
         def reload(signum: int, _frame: Any) -> None:
-            if self._requested != "stop":
-                self._requested = "reload"
+            self._reload_requested = True
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -262,11 +269,37 @@ class Daemon:
         if book.live is None:  # the engine loads with the first frame: start in this style
             book.active_name = name
             return {"style": name, "engine": "loading"}
+        self._switching = f"loading style '{name}'"
         try:
-            engine = book.set_style(name)
+            engine = self._while_tending(lambda: book.set_style(name))
         except StylecastError as err:
             raise ControlError(f"style {name!r} cannot be loaded: {err}") from None
+        finally:
+            self._switching = None
         return {"style": name, "engine": engine.description}
+
+    def _while_tending(self, work: Callable[[], T]) -> T:
+        """Run `work` in a helper thread while this (main) thread goes on with what systemd
+        expects of it: READY/WATCHDOG/STATUS, and a prompt stop on SIGTERM (ControlError)."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = work()
+            except BaseException as err:  # handed to the main thread below
+                outcome["error"] = err
+
+        worker = threading.Thread(target=run, name="stylecast-set-style", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(CONTROL_POLL_MS / 1000)
+            if self._requested == "stop":
+                raise ControlError("the daemon is stopping: style switch abandoned")
+            if self.heartbeat is not None:
+                self.heartbeat.beat()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def pause(self) -> dict[str, Any]:
         self.pipeline.paused = True
@@ -275,6 +308,36 @@ class Daemon:
     def resume(self) -> dict[str, Any]:
         self.pipeline.paused = False
         return {"paused": False}
+
+
+class Heartbeat:
+    """What the main thread tells systemd about one pipeline: READY=1 once its first frame is
+    out, WATCHDOG=1 while frames flow, STATUS= about once a second."""
+
+    def __init__(self, notifier: SystemdNotifier, pipeline: Pipeline,
+                 activity: Callable[[], str | None]) -> None:
+        self.notifier = notifier
+        self.pipeline = pipeline
+        self.activity = activity  # e.g. a style switch under way, added to STATUS=
+        self.ready = False
+        self.watchdog = WatchdogFeeder(notifier.watchdog_interval_s)
+        self.next_status = time.monotonic()
+
+    def beat(self) -> None:
+        pipeline = self.pipeline
+        if not self.ready and pipeline.first_published.is_set():
+            self.ready = True
+            self.notifier.ready(status_line(pipeline))
+            log.info("first frame published: ready")
+        progress = progress_count(pipeline)
+        if self.watchdog.due() and progress != self.watchdog.last_progress:
+            self.watchdog.fed(progress)
+            self.notifier.watchdog()
+        if time.monotonic() >= self.next_status:
+            self.next_status = time.monotonic() + STATUS_INTERVAL_S
+            activity = self.activity()
+            line = status_line(pipeline)
+            self.notifier.status(f"{line}; {activity}" if activity else line)
 
 
 class WatchdogFeeder:
@@ -302,8 +365,13 @@ def progress_count(pipeline: Pipeline) -> int:
 def status_line(pipeline: Pipeline) -> str:
     """systemd's STATUS=: one short line with the figures an operator looks at first."""
     health = pipeline.health
-    if health.state in ("reopening", "stalled"):
-        return f"source {health.state}: {health.last_error}"
+    state = health.current_state()
+    if state == "opening":  # not "source ...": that prefix means a source in trouble
+        return f"opening source {health.uri}"
+    if state == "stalled" and health.state == "running":  # a read that has not returned
+        return f"source stalled: no frame for {health.seconds_since_frame():.0f} s"
+    if state in ("reopening", "stalled"):
+        return f"source {state}: {health.last_error}"
     style = pipeline.styles.active_name
     if pipeline.paused:
         return f"paused (style {style})"

@@ -83,3 +83,20 @@ def daemon_with(folder):
     yield start
     for daemon in started:
         daemon.close()
+
+
+@pytest.fixture
+def run_pipeline():
+    """start(source, engine, **config overrides) -> (Pipeline, SUB socket); all stopped after."""
+    from pipeline_helpers import pipeline_runner
+
+    yield from pipeline_runner()
+
+
+@pytest.fixture
+def models(folder):
+    """Two tiny styles for stylecastd: `invert` (255 - x) and `warm` (a per-channel tint)."""
+    from tiny_models import write_tiny_model
+
+    return {"invert": write_tiny_model(folder / "invert.onnx", style="invert"),
+            "warm": write_tiny_model(folder / "warm.onnx", style="warm", tint=(60, 0, -60))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 
@@ -79,3 +80,17 @@ class ServerThread:
         self._stop.set()
         self._thread.join(WAIT_S)
         assert not self._thread.is_alive()
+
+
+def ask(context: zmq.Context, endpoint: str, *frames: bytes, timeout_s: float = WAIT_S):
+    """Send raw frames on a fresh REQ socket; the decoded reply, or None if none came."""
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart(list(frames))
+        if not sock.poll(int(timeout_s * 1000)):
+            return None
+        return json.loads(sock.recv())
+    finally:
+        sock.close(linger=0)

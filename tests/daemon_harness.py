@@ -18,6 +18,7 @@ import zmq
 
 STYLECASTD = Path(sys.executable).with_name("stylecastd")
 WAIT_S = 30.0  # generous: the CI machine is a shared 2-core box
+SMALL_TEST_SOURCE = "test://?width=64&height=48&fps=30"  # tiny frames at a camera's rate
 
 
 class NotifyListener:

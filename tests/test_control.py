@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from control_helpers import WAIT_S, FakeDaemon, ServerThread
+from control_helpers import FakeDaemon, ServerThread, ask
 
 from stylecast.daemon import endpoints
 from stylecast.daemon.control import (
@@ -50,20 +50,6 @@ def serve(context):
     yield start
     for server in servers:
         server.stop()
-
-
-def ask(context: zmq.Context, endpoint: str, *frames: bytes, timeout_s: float = WAIT_S):
-    """Send raw frames on a fresh REQ socket; the decoded reply, or None if none came."""
-    sock = context.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(endpoint)
-        sock.send_multipart(list(frames))
-        if not sock.poll(int(timeout_s * 1000)):
-            return None
-        return json.loads(sock.recv())
-    finally:
-        sock.close(linger=0)
 
 
 def command(context: zmq.Context, endpoint: str, **request) -> dict:

@@ -14,18 +14,10 @@ import time
 import numpy as np
 import pytest
 import zmq
-from daemon_harness import receive
-from tiny_models import write_tiny_model
+from daemon_harness import SMALL_TEST_SOURCE, receive
 
-SMALL_TEST_SOURCE = "test://?width=64&height=48&fps=30"
 HEADER_KEYS = {"v", "seq", "frame", "stream", "t_capture_ns", "t_capture_unix_ns",
                "t_publish_ns", "width", "height", "format", "style", "timing_ms", "dropped"}
-
-
-@pytest.fixture
-def models(folder):
-    return {"invert": write_tiny_model(folder / "invert.onnx", style="invert"),
-            "warm": write_tiny_model(folder / "warm.onnx", style="warm", tint=(60, 0, -60))}
 
 
 def frames_by_index(sub, topics: set[bytes], count: int) -> dict[int, dict[bytes, tuple]]:
