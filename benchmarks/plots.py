@@ -16,12 +16,19 @@ def _empty(axis, title: str, why: str) -> None:
     axis.set_axis_off()
 
 
-def model_latency(axis, sections: dict) -> None:
-    section = sections.get("model")
-    title = "Model latency (ONNX Runtime CPU)"
+def _rows(axis, sections: dict, name: str, title: str) -> list[dict] | None:
+    """The section's rows, or None with the panel marked as not run."""
+    section = sections.get(name)
     if not section or not section["rows"]:
-        return _empty(axis, title, "model section not run")
-    rows = section["rows"]
+        _empty(axis, title, f"{name} section not run")
+        return None
+    return section["rows"]
+
+
+def model_latency(axis, sections: dict) -> None:
+    title = "Model latency (ONNX Runtime CPU)"
+    if (rows := _rows(axis, sections, "model", title)) is None:
+        return
     size = headline_size(rows)
     rows = [r for r in rows if r["size"] == size]
     networks = list(dict.fromkeys(r["network"] for r in rows))
@@ -39,11 +46,9 @@ def model_latency(axis, sections: dict) -> None:
 
 
 def pipeline_fps(axis, sections: dict) -> None:
-    section = sections.get("pipeline")
     title = "stylecastd vs bare engine (640x480)"
-    if not section or not section["rows"]:
-        return _empty(axis, title, "pipeline section not run")
-    rows = section["rows"]
+    if (rows := _rows(axis, sections, "pipeline", title)) is None:
+        return
     x = np.arange(len(rows))
     axis.bar(x - 0.2, [r["bare_fps"] for r in rows], 0.4, label="bare engine", color="#8c8c8c")
     axis.bar(x + 0.2, [r["daemon_fps"] for r in rows], 0.4, label="through stylecastd",
