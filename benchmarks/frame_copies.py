@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -45,7 +46,7 @@ class _WatchedEngine:
             (tensor,) = feed.values()
             audit.check("source->engine input", tensor, audit.captured)
             outputs = session_run(names, feed, *args, **kwargs)
-            audit.model_outputs.append(outputs[0])
+            audit.remember(audit.model_outputs, outputs[0])
             return outputs
 
         onnx_engine.session.run = run
@@ -53,7 +54,7 @@ class _WatchedEngine:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         result = self._engine(frame)
         self._audit.check("engine output->result", result, self._audit.model_outputs)
-        self._audit.results.append(result)
+        self._audit.remember(self._audit.results, result)
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -68,10 +69,17 @@ class CopyAudit:
         self.results: deque = deque(maxlen=8)
         self.copies: Counter[str] = Counter()
         self.published = 0
+        # The capture, inference and publish threads each append to one deque and read another.
+        self._lock = threading.Lock()
+
+    def remember(self, recent: deque, buffer: Any) -> None:
+        with self._lock:
+            recent.append(buffer)
 
     def check(self, boundary: str, buffer: Any, previous: deque) -> None:
-        if not _shares(buffer, previous):
-            self.copies[boundary] += 1
+        with self._lock:
+            if not _shares(buffer, previous):
+                self.copies[boundary] += 1
 
     def run(self, frames: int) -> dict[str, float]:
         """Copies per published frame at each boundary, over `frames` published frames."""
@@ -115,7 +123,7 @@ class CopyAudit:
 
         def watched_read(timeout_s: float):
             captured = read(timeout_s)
-            self.captured.append(captured.image)
+            self.remember(self.captured, captured.image)
             return captured
 
         source.read = watched_read
