@@ -23,7 +23,7 @@ from benchmarks.report import (
     section_text,
     update_readme,
 )
-from stylecast.daemon.atomic import atomic_write_text
+from stylecast.core.atomic import atomic_write_text
 
 SECTIONS = ("model", "pipeline", "transport", "gpu")
 MODULES = {"model": "benchmarks.models", "pipeline": "benchmarks.pipeline",

@@ -30,7 +30,7 @@ class Section:
 
 @dataclass
 class Target:
-    """A number DESIGN.md asks for, and what this run measured."""
+    """A number docs/architecture.md asks for, and what this run measured."""
 
     name: str        # e.g. "daemon fps / bare engine fps"
     wanted: str      # e.g. ">= 0.95"

@@ -89,7 +89,7 @@ class CopyAudit:
         from stylecast.daemon.pipeline import Pipeline
         from stylecast.daemon.publisher import Publisher
         from stylecast.daemon.sources import open_source
-        from stylecast.daemon.styles import EngineCache, StyleBook
+        from stylecast.daemon.styles import LoadedEngines, StyleBook
 
         folder = Path(tempfile.mkdtemp(prefix="scc-", dir="/tmp"))
         config = load_config(None, {"source.uri": self.source_uri,
@@ -100,7 +100,7 @@ class CopyAudit:
         self._watch_publisher(publisher)
         source = open_source(self.source_uri)
         self._watch_source(source)
-        cache = EngineCache(lambda *a, **k: _WatchedEngine(load_engine(*a, **k), self))
+        cache = LoadedEngines(lambda *a, **k: _WatchedEngine(load_engine(*a, **k), self))
         styles = StyleBook({"audit": self.model}, "audit", EngineSettings(), cache)
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"stylized")

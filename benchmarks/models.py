@@ -32,7 +32,7 @@ PRESETS = ("nano", "small", "base", "large")
 QUICK_NETWORKS = ("nano", "johnson", "stain (trained nano)")
 TRAINED = "stain (trained nano)"
 REFERENCE_SIZE = (256, 256)  # GMACs are counted here and scaled: every network is convolutional
-TARGET_SIZE = (480, 640)  # DESIGN.md's INT8 targets are for camera frames
+TARGET_SIZE = (480, 640)  # the INT8 targets are for camera frames
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def export_network(name: str, module, workdir: Path) -> tuple[Path, int, float]:
     H and W, with a contract): (FP32 artifact, parameters, GMAC at 256x256)."""
     import onnx
 
-    from stylecast.daemon.artifact import Contract, TensorSpec, write_onnx_metadata
+    from stylecast.core.artifact import Contract, TensorSpec, write_onnx_metadata
     from stylecast.export.deploy_model import fold_batchnorm, weights_sha256
     from stylecast.export.onnx_export import trace_to_onnx
     from stylecast.training.complexity import count_macs, count_params
@@ -223,7 +223,7 @@ def _measure(network: Network, sizes, budget: Budget, threads: int) -> list[dict
 
 
 def _int8_targets(rows: list[dict], sizes) -> list[Target]:
-    """DESIGN.md: INT8 >= 1.5x FP32 at PSNR >= 30 dB, FP16 >= 40 dB - for the trained model."""
+    """Targets: INT8 >= 1.5x FP32 at PSNR >= 30 dB, FP16 >= 40 dB - for the trained model."""
     size = TARGET_SIZE if TARGET_SIZE in sizes else sizes[0]
     label = f"{size[0]}x{size[1]}"
     found = {r["precision"]: r for r in rows if r["network"] == TRAINED and r["size"] == label}

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.models import timing_frames
-from stylecast.daemon.cli_types import image_size
+from stylecast.core.cli_types import image_size
 
 
 def kernel_times_ms(path: Path, size: tuple[int, int], runs: int) -> tuple[Counter, Counter]:

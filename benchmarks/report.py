@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.common import Section, headline_size
 from benchmarks.machine import one_line
-from stylecast.daemon.atomic import atomic_write_bytes, atomic_write_text
+from stylecast.core.atomic import atomic_write_bytes, atomic_write_text
 
 README_START, README_END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
@@ -117,8 +117,8 @@ def targets_markdown(sections: list[Section]) -> str:
     rows = [{"target": t.name, "wanted": t.wanted, "measured": t.measured,
              "met": "met" if t.met else "**missed**"}
             for s in sections for t in s.targets]
-    columns = {"target": "target (DESIGN.md)", "wanted": "wanted", "measured": "measured",
-               "met": ""}
+    columns = {"target": "target (docs/architecture.md)", "wanted": "wanted",
+               "measured": "measured", "met": ""}
     return "### Targets\n\n" + table(columns, rows, markdown=True)
 
 

@@ -27,7 +27,7 @@ from benchmarks.transport_peers import (
     StylecastSender,
     WorkerPool,
 )
-from stylecast.daemon.wire import decode_image, encode_image
+from stylecast.stream.protocol import decode_image, encode_image
 
 JPEG_QUALITY = 85  # the daemon's default [publish] jpeg_quality
 CAMERA_FPS = 30.0  # the daemon's real rate: the pace of the cases with a slow subscriber
@@ -274,7 +274,7 @@ def worst(values: list[float | None], pick: Any) -> float:
 
 
 def targets(rows: list[dict[str, Any]]) -> list[Target]:
-    """DESIGN.md: a consumer that takes 200 ms a frame sees frames no older than ~2 frame
+    """docs/architecture.md: a consumer that takes 200 ms a frame sees frames no older than ~2 frame
     intervals, and slows neither the daemon nor the other consumers. Checked on stylecast's
     slow-subscriber rows (publisher paced at 30 fps), worst row first; notes say why so."""
     slow = slow_rows(rows, "stylecast")
@@ -327,7 +327,7 @@ def method_notes(frames: Frames, quick: bool) -> list[str]:
         "stylecast's fast subscribers are plain SUB sockets set up as the client's reader thread "
         "sets up its own (RCVHWM 2), because Subscriber.next() decodes each JPEG it hands out "
         f"({frames.decode_ms:.2f} ms here) and imagezmq's hub does not; the slow subscriber is "
-        "the real stylecast.daemon.client.Subscriber: its newest-frame slot is what it shows.",
+        "the real stylecast.stream.client.Subscriber: its newest-frame slot is what it shows.",
         f"Timing: {cases}, after every subscriber had a frame; rates count arrivals inside that "
         "window; latency = arrival - send time (time.monotonic_ns() on both sides), pooled over "
         "the fast subscribers; MB/s = payload bytes delivered to all subscribers.",

@@ -24,10 +24,10 @@ from typing import Any
 import zmq
 from imagezmq import ImageHub, ImageSender
 
-from stylecast.daemon.client import RCVHWM, Subscriber
 from stylecast.daemon.config import PublishSettings
 from stylecast.daemon.publisher import Publisher
-from stylecast.daemon.wire import PROTOCOL_VERSION, STYLIZED, load_header
+from stylecast.stream.client import RCVHWM, Subscriber
+from stylecast.stream.protocol import PROTOCOL_VERSION, STYLIZED, load_header
 
 SLOW_CONSUMER_S = 0.2  # what the slow subscriber spends on each frame it takes
 RECV_TIMEOUT_MS = 20  # every receive has a timeout, so a worker always hears "stop"

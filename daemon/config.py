@@ -15,12 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stylecast.daemon.artifact import NAME_PATTERN
-from stylecast.daemon.endpoints import default_control_endpoint
+from stylecast.core.errors import ConfigError
+from stylecast.core.validation import NAME_PATTERN, describe
 from stylecast.daemon.engines.settings import EngineSettings
-from stylecast.daemon.errors import ConfigError
 from stylecast.daemon.sources import check_source_uri
-from stylecast.daemon.validation import describe
+from stylecast.stream.endpoints import default_control_endpoint
 
 if sys.version_info >= (3, 11):
     import tomllib

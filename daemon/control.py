@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 import zmq
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from stylecast.daemon.endpoints import bind, ipc_socket_identity, remove_ipc_socket
-from stylecast.daemon.validation import problems
+from stylecast.core.validation import problems
+from stylecast.stream.endpoints import bind, ipc_socket_identity, remove_ipc_socket
 
 if TYPE_CHECKING:
-    from stylecast.daemon.security import CurveServer
+    from stylecast.stream.security import CurveServer
 
 log = logging.getLogger(__name__)
 

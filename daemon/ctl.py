@@ -9,10 +9,10 @@ from pathlib import Path
 
 import zmq
 
-from stylecast.daemon.cli_types import positive_seconds
-from stylecast.daemon.endpoints import default_control_endpoint, ipc_path
-from stylecast.daemon.errors import ConfigError, StylecastError, run_cli
-from stylecast.daemon.security import (
+from stylecast.core.cli_types import positive_seconds
+from stylecast.core.errors import ConfigError, StylecastError, run_cli
+from stylecast.stream.endpoints import default_control_endpoint, ipc_path
+from stylecast.stream.security import (
     DEFAULT_KEY_NAME,
     ClientKeys,
     make_curve_client,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from stylecast.daemon.atomic import atomic_write_text
-from stylecast.daemon.errors import ConfigError, StylecastError
+from stylecast.core.atomic import atomic_write_text
+from stylecast.core.errors import ConfigError, StylecastError
 
 SERVICE = "stylecast.service"
 UNIT_DIR = Path("etc/systemd/system")

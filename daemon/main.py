@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from stylecast.daemon.errors import EX_OK, run_cli
+from stylecast.core.errors import EX_OK, run_cli
 
 PROG = "stylecastd"
 LOG_LEVELS = ["debug", "info", "warning", "error"]

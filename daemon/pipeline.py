@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from stylecast.core.errors import StylecastError
 from stylecast.daemon.config import DaemonConfig
-from stylecast.daemon.errors import StylecastError
 from stylecast.daemon.publisher import Publisher
 from stylecast.daemon.slots import LatestSlots
 from stylecast.daemon.sources import (
@@ -35,11 +35,19 @@ from stylecast.daemon.sources import (
     SourceEnded,
     SourceError,
     SourceStalled,
+    redact,
 )
-from stylecast.daemon.sources.opencv_capture import redact
 from stylecast.daemon.stats import PipelineStats
 from stylecast.daemon.styles import StyleBook
-from stylecast.daemon.wire import PROTOCOL_VERSION, RAW, STATS, STYLIZED, dump_json, encode_image
+from stylecast.stream.protocol import (
+    RAW,
+    STATS,
+    STYLIZED,
+    dump_json,
+    encode_image,
+    frame_header,
+    stats_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +201,8 @@ class Pipeline:
                 self.health.state = "ended"
                 break
             except SourceError as err:
-                is_open = self._lost_source(err)
+                self._close_lost_source(err)
+                is_open = False
                 self._check_give_up()
                 continue
             finally:
@@ -214,7 +223,7 @@ class Pipeline:
         log.info("source open: %s", self.source.description)
         return True
 
-    def _lost_source(self, err: SourceError) -> bool:
+    def _close_lost_source(self, err: SourceError) -> None:
         stalled = isinstance(err, SourceStalled)
         if stalled:
             self.health.stalls += 1
@@ -223,7 +232,6 @@ class Pipeline:
         self.health.last_error = str(err)
         log.warning("%s: %s; reopening", "stalled" if stalled else "failed", err)
         self.source.close()
-        return False
 
     def _check_give_up(self) -> None:
         limit = self.config.source.give_up_after_s
@@ -346,24 +354,19 @@ class Pipeline:
             timing.update(queue_infer=(item.t_infer_start_ns - source.t_capture_ns) / 1e6,
                           infer=(item.t_infer_end_ns - item.t_infer_start_ns) / 1e6,
                           queue_publish=(encode_start - item.t_infer_end_ns) / 1e6)
-        return {
-            "v": PROTOCOL_VERSION, "seq": self._seq[topic], "frame": source.index,
-            "stream": self.config.publish.stream,
-            "t_capture_ns": source.t_capture_ns, "t_capture_unix_ns": source.t_capture_unix_ns,
-            "t_publish_ns": now, "width": width, "height": height,
-            "format": self.config.publish.format,
-            "style": item.style if isinstance(item, StylizedFrame) else None,
-            "timing_ms": {k: round(v, 3) for k, v in timing.items()},
-            "dropped": self.dropped(),
-        }
+        return frame_header(
+            seq=self._seq[topic], frame=source.index, stream=self.config.publish.stream,
+            t_capture_ns=source.t_capture_ns, t_capture_unix_ns=source.t_capture_unix_ns,
+            t_publish_ns=now, width=width, height=height, fmt=self.config.publish.format,
+            style=item.style if isinstance(item, StylizedFrame) else None, timing_ms=timing,
+            dropped=self.dropped())
 
     def _publish_stats(self) -> None:
         if not self.publisher.wanted(STATS):
             return
         self._seq[STATS] += 1
-        header = {"v": PROTOCOL_VERSION, "seq": self._seq[STATS],
-                  "stream": self.config.publish.stream, "t_publish_ns": time.monotonic_ns(),
-                  "format": "json"}
+        header = stats_header(seq=self._seq[STATS], stream=self.config.publish.stream,
+                              t_publish_ns=time.monotonic_ns())
         self.publisher.send(STATS, header, dump_json(self.status()))
 
     # --- figures -----------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from stylecast.daemon.config import PublishSettings
-from stylecast.daemon.endpoints import bind, ipc_socket_identity, remove_ipc_socket
-from stylecast.daemon.wire import dump_json
+from stylecast.stream.endpoints import bind, ipc_socket_identity, remove_ipc_socket
+from stylecast.stream.protocol import pack
 
 if TYPE_CHECKING:
-    from stylecast.daemon.security import CurveServer
+    from stylecast.stream.security import CurveServer
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,10 @@ class Publisher:
         return sorted(p.decode("utf-8", "replace") for p in self._prefixes)
 
     def send(self, topic: bytes, header: dict[str, Any], payload: Any) -> None:
-        size = memoryview(payload).nbytes
-        self.socket.send(topic, zmq.SNDMORE | zmq.NOBLOCK)
-        self.socket.send(dump_json(header), zmq.SNDMORE | zmq.NOBLOCK)
-        self.socket.send(payload, zmq.NOBLOCK, copy=size < ZERO_COPY_BYTES)
+        *head, body = pack(topic, header, payload)
+        for part in head:
+            self.socket.send(part, zmq.SNDMORE | zmq.NOBLOCK)
+        self.socket.send(body, zmq.NOBLOCK, copy=memoryview(body).nbytes < ZERO_COPY_BYTES)
 
     def close(self) -> None:
         """Close the socket and remove its ipc socket files (libzmq leaves them behind)."""

@@ -22,6 +22,7 @@ sockets it secures.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import signal
@@ -33,16 +34,16 @@ from typing import Any, TypeVar
 
 import zmq
 
-from stylecast.daemon.artifact import installed_version
+from stylecast.core.artifact import installed_version
+from stylecast.core.errors import EX_OK, StylecastError
 from stylecast.daemon.config import DaemonConfig, load_config
 from stylecast.daemon.control import ControlError, ControlServer
-from stylecast.daemon.errors import EX_OK, StylecastError
 from stylecast.daemon.notify import SystemdNotifier
 from stylecast.daemon.pipeline import Pipeline, PipelineFailure
 from stylecast.daemon.publisher import Publisher
-from stylecast.daemon.security import CurveServer, load_server_keys, warn_if_exposed
 from stylecast.daemon.sources import open_source
-from stylecast.daemon.styles import EngineCache, EngineLoader, StyleBook
+from stylecast.daemon.styles import EngineLoader, LoadedEngines, StyleBook
+from stylecast.stream.security import CurveServer, load_server_keys, warn_if_exposed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +57,13 @@ EXTEND_TIMEOUT_S = 60.0
 REBIND_ATTEMPTS = 20  # zmq unbinds asynchronously: a reload may have to wait for its own port
 
 
+class PipelineEnd(enum.Enum):
+    """How one run of the pipeline ended."""
+
+    STOPPED = "stopped"    # asked to stop, or the source ended: the daemon exits 0
+    RELOADED = "reloaded"  # SIGHUP brought a new config: run again with it
+
+
 class Daemon:
     """One stylecastd process: a config, a ZeroMQ context, and one pipeline at a time."""
 
@@ -66,7 +74,7 @@ class Daemon:
         self.overrides = dict(overrides or {})
         self.config = load_config(config_path, self.overrides)
         self.notifier = notifier or SystemdNotifier()
-        self.engines = EngineCache(engine_loader) if engine_loader else EngineCache()
+        self.engines = LoadedEngines(engine_loader) if engine_loader else LoadedEngines()
         self.context: zmq.Context | None = None
         self.publisher: Publisher | None = None
         self.control: ControlServer | None = None
@@ -88,20 +96,19 @@ class Daemon:
         self._install_signal_handlers()
         self.context = zmq.Context()
         try:
-            while True:
-                outcome = self._run_pipeline()
-                if outcome != "reload":
-                    return outcome
+            while self._run_pipeline() is PipelineEnd.RELOADED:
+                pass
+            return EX_OK
         finally:
             self._shutdown()
 
-    def _run_pipeline(self) -> int | str:
+    def _run_pipeline(self) -> PipelineEnd:
         config = self.config
         styles = StyleBook(config.style_models(), config.active_style(), config.engine,
                            self.engines)
         styles.check_artifacts()
         self._bind_sockets(config)
-        self.engines.keep_only(styles.cache_keys())
+        self.engines.keep_only(styles.engine_keys())
         source = open_source(config.source.uri)
         pipeline = Pipeline(config, source, styles, self.publisher)
         pipeline.engine_notify = self._engine_building
@@ -117,24 +124,24 @@ class Daemon:
         finally:
             pipeline.stop()
 
-    def _supervise(self, pipeline: Pipeline) -> int | str:
+    def _supervise(self, pipeline: Pipeline) -> PipelineEnd:
         self.heartbeat = Heartbeat(self.notifier, pipeline, lambda: self._switching)
         while True:
             self.control.serve_once(CONTROL_POLL_MS)
             if self._requested == "stop":
                 self.notifier.stopping()
                 log.info("stopping")
-                return EX_OK
+                return PipelineEnd.STOPPED
             if self._reload_requested:
                 self._reload_requested = False
                 if self._reload():
-                    return "reload"
+                    return PipelineEnd.RELOADED
             if pipeline.failure is not None:
                 raise pipeline.failure
             if pipeline.finished.is_set():
                 log.info("source %s ended; all frames published", pipeline.health.uri)
                 self.notifier.stopping()
-                return EX_OK
+                return PipelineEnd.STOPPED
             self._check_hung_read(pipeline)
             self.heartbeat.beat()
 

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from stylecast.daemon.artifact import read_contract
+from stylecast.core.artifact import read_contract
+from stylecast.core.errors import ArtifactError
 from stylecast.daemon.engines import Engine, load_engine
 from stylecast.daemon.engines.settings import EngineSettings
-from stylecast.daemon.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ EngineLoader = Callable[..., Engine]
 Notify = Callable[[float], None]
 
 
-class EngineCache:
+class LoadedEngines:
     """Loaded engines by (model path, settings), shared across config reloads."""
 
     def __init__(self, loader: EngineLoader = load_engine) -> None:
@@ -62,10 +62,10 @@ class StyleBook:
     """Named styles for one config; `live` is read by the inference stage every frame."""
 
     def __init__(self, models: dict[str, Path], active: str, settings: EngineSettings,
-                 cache: EngineCache) -> None:
+                 engines: LoadedEngines) -> None:
         self.models = dict(models)
         self.settings = settings
-        self._cache = cache
+        self._engines = engines
         self._switch = threading.Lock()
         self.active_name = active
         # (name, engine), swapped as one reference so the inference stage never sees a mix.
@@ -89,7 +89,7 @@ class StyleBook:
                 self.engine_for(name)
 
     def engine_for(self, name: str) -> Engine:
-        engine = self._cache.get(self.models[name], self.settings, self.frame_size, self.notify)
+        engine = self._engines.get(self.models[name], self.settings, self.frame_size, self.notify)
         if engine.contract.style != name:
             log.debug("style '%s' runs a model trained as '%s'", name, engine.contract.style)
         return engine
@@ -104,9 +104,9 @@ class StyleBook:
         log.info("style is now '%s' (%s)", name, engine.description)
         return engine
 
-    def cache_keys(self) -> set[tuple[Path, EngineSettings]]:
+    def engine_keys(self) -> set[tuple[Path, EngineSettings]]:
         return {(Path(path), self.settings) for path in self.models.values()}
 
     def loaded(self) -> list[str]:
         return [name for name, path in self.models.items()
-                if self._cache.has(Path(path), self.settings)]
+                if self._engines.has(Path(path), self.settings)]

@@ -1,1 +1,2 @@
-"""Export side of stylecast: checkpoint -> verified ONNX artifact -> TensorRT engine."""
+"""Export side of stylecast: checkpoint -> verified ONNX artifact -> FP16/INT8 variants; the
+`engine` command calls the device's TensorRT builder (stylecast.daemon.engines)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from stylecast.export.engine_cache import (
+from stylecast.daemon.engines.engine_cache import (
     DEFAULT_WORKSPACE_MIB,
     BuildBackend,
     ProgressLog,

@@ -16,10 +16,10 @@ from pathlib import Path
 import onnx
 import torch
 
-from stylecast.daemon.artifact import Contract, TensorSpec, write_onnx_metadata
-from stylecast.daemon.atomic import atomic_path, check_writable
+from stylecast.core.artifact import Contract, TensorSpec, write_onnx_metadata
+from stylecast.core.atomic import atomic_path, check_writable
+from stylecast.core.errors import InputError, StylecastError
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
-from stylecast.daemon.errors import InputError, StylecastError
 from stylecast.export.deploy_model import Uint8ImageModel, fold_batchnorm, weights_sha256
 from stylecast.export.verification import Comparison, compare, load_images, torch_runner
 from stylecast.training.checkpoint import CheckpointInfo, load_generator

@@ -39,10 +39,11 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader
 from tqdm import tqdm
 
-from stylecast.daemon.artifact import Contract, read_onnx_contract, write_onnx_metadata
-from stylecast.daemon.atomic import atomic_path, check_writable
+from stylecast.core.artifact import Contract, read_onnx_contract, write_onnx_metadata
+from stylecast.core.atomic import atomic_path, check_writable
+from stylecast.core.errors import ArtifactError, InputError, StylecastError
+from stylecast.core.layouts import LAYOUTS
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine, to_model_input
-from stylecast.daemon.errors import ArtifactError, InputError, StylecastError
 from stylecast.export.verification import Comparison, compare, load_images
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ FIRST, LAST, HIGH_RES = "first", "last", "high-res"
 DEFAULT_KEEP_FP32: dict[str, tuple[str, ...]] = {"cpu": (HIGH_RES,), "tensorrt": (FIRST, LAST)}
 DEFAULT_CALIB_SIZE = (256, 256)  # calibration crops for models with dynamic height and width
 CALIB_IMAGES = 64  # at most this many calibration images are used (the first, sorted by path)
-TARGET_PSNR_DB = {"fp16": 40.0, "int8": 30.0}  # quality to FP32 we aim for (DESIGN.md)
+TARGET_PSNR_DB = {"fp16": 40.0, "int8": 30.0}  # quality to FP32 we aim for
 WARMUP_RUNS, TIMED_RUNS, TIMING_ROUNDS = 3, 10, 3
 
 
@@ -345,9 +346,9 @@ def _spatial_sizes(model: onnx.ModelProto, contract: Contract,
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     (image,) = [value for value in probe.graph.input if value.name == contract.input.name]
-    height_axis = {"HWC": 0, "NHWC": 1, "NCHW": 2}[contract.input.layout]
+    layout = LAYOUTS[contract.input.layout]
     dims = image.type.tensor_type.shape.dim
-    for axis, value in zip((height_axis, height_axis + 1), size, strict=True):
+    for axis, value in zip((layout.height_axis, layout.width_axis), size, strict=True):
         dims[axis].Clear()
         dims[axis].dim_value = value
     del probe.graph.value_info[:]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stylecast.daemon.errors import InputError
+from stylecast.core.errors import InputError
 
 Runner = Callable[[np.ndarray], np.ndarray]
 MULTIPLE = 4

@@ -15,9 +15,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from stylecast.daemon.artifact import Contract, read_onnx_metadata, sidecar_path
+from stylecast.core.artifact import Contract, read_onnx_metadata, sidecar_path
+from stylecast.core.errors import ArtifactError, InputError
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
-from stylecast.daemon.errors import ArtifactError, InputError
 from stylecast.export.deploy_model import Uint8ImageModel, weights_sha256
 from stylecast.export.verification import Runner, compare, load_images, torch_runner
 from stylecast.training.checkpoint import load_generator

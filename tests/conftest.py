@@ -71,7 +71,7 @@ def folder():
 @pytest.fixture
 def daemon_with(folder):
     """start(*stylecastd args) -> a running DaemonProcess in its own subfolder; killed after."""
-    from daemon_harness import start_daemon
+    from support.daemon_process import start_daemon
 
     started = []
 
@@ -88,7 +88,7 @@ def daemon_with(folder):
 @pytest.fixture
 def run_pipeline():
     """start(source, engine, **config overrides) -> (Pipeline, SUB socket); all stopped after."""
-    from pipeline_helpers import pipeline_runner
+    from support.pipeline_doubles import pipeline_runner
 
     yield from pipeline_runner()
 
@@ -96,7 +96,7 @@ def run_pipeline():
 @pytest.fixture
 def models(folder):
     """Two tiny styles for stylecastd: `invert` (255 - x) and `warm` (a per-channel tint)."""
-    from tiny_models import write_tiny_model
+    from support.tiny_models import write_tiny_model
 
     return {"invert": write_tiny_model(folder / "invert.onnx", style="invert"),
             "warm": write_tiny_model(folder / "warm.onnx", style="warm", tint=(60, 0, -60))}

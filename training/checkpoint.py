@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from stylecast.daemon.atomic import atomic_path
-from stylecast.daemon.errors import InputError
+from stylecast.core.atomic import atomic_path
+from stylecast.core.errors import InputError
 from stylecast.training.generator import CompactGenerator, GeneratorConfig
 
 CHECKPOINT_FORMAT = "stylecast-checkpoint"

@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from stylecast.daemon.cli_types import image_size, positive_int
-from stylecast.daemon.errors import run_cli
+from stylecast.core.cli_types import image_size, positive_int
+from stylecast.core.errors import run_cli
 
 PROG = "stylecast-train"
 

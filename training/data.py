@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from stylecast.daemon.errors import InputError
+from stylecast.core.errors import InputError
 from stylecast.training.generator import SIZE_MULTIPLE
 from stylecast.training.imaging import image_to_tensor
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylecast.daemon.errors import InputError
+from stylecast.core.errors import InputError
 from stylecast.training.checkpoint import load_generator
 from stylecast.training.data import ImageFolder
 from stylecast.training.imaging import tensor_to_image

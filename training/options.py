@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stylecast.daemon.artifact import NAME_PATTERN
-from stylecast.daemon.errors import ConfigError
-from stylecast.daemon.validation import describe
+from stylecast.core.errors import ConfigError
+from stylecast.core.validation import NAME_PATTERN, describe
 from stylecast.training.generator import SIZE_MULTIPLE
 from stylecast.training.presets import PRESETS
 

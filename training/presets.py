@@ -6,7 +6,7 @@ computes them from the built network.
 
 from __future__ import annotations
 
-from stylecast.daemon.errors import ConfigError
+from stylecast.core.errors import ConfigError
 from stylecast.training.generator import CompactGenerator, GeneratorConfig
 
 PRESETS: dict[str, GeneratorConfig] = {

@@ -10,8 +10,8 @@ from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from stylecast.daemon.artifact import NAME_PATTERN
-from stylecast.daemon.errors import ConfigError, InputError
+from stylecast.core.errors import ConfigError, InputError
+from stylecast.core.validation import NAME_PATTERN
 from stylecast.training.checkpoint import LAST, load_checkpoint
 from stylecast.training.data import ContentImages, ImageFolder, UnpairedImages, infinite_batches
 from stylecast.training.options import TrainOptions, load_options

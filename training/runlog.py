@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylecast.daemon.atomic import atomic_write_bytes, atomic_write_text
+from stylecast.core.atomic import atomic_write_bytes, atomic_write_text
 from stylecast.training.imaging import tensor_to_image
 
 CSV_NAME = "log.csv"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from stylecast.daemon.errors import ConfigError
+from stylecast.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from stylecast.daemon.errors import InputError
+from stylecast.core.errors import InputError
 from stylecast.training.checkpoint import (
     check_payload,
     generator_from_payload,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from stylecast.daemon.atomic import atomic_write_text, remove_stale_temporaries
+from stylecast.core.atomic import atomic_write_text, remove_stale_temporaries
 from stylecast.training.checkpoint import LAST, CheckpointInfo, save_checkpoint
 from stylecast.training.options import TrainOptions, options_as_dict
 from stylecast.training.runlog import RunLog

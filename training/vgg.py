@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylecast.daemon.errors import InputError
+from stylecast.core.errors import InputError
 
 # torchvision's vgg16 "D" configuration: conv3x3 widths, "M" = 2x2 max pool.
 VGG16_CONFIG: tuple[int | str, ...] = (

@@ -23,10 +23,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from stylecast.core.errors import ArtifactError, ConfigError
 from stylecast.daemon.engines.frame_fit import FittedEngine
 from stylecast.daemon.engines.protocol import Engine, Size
 from stylecast.daemon.engines.settings import EngineSettings
-from stylecast.daemon.errors import ArtifactError, ConfigError
 
 __all__ = ["Engine", "EngineSettings", "FittedEngine", "choose_runtime", "load_engine"]
 

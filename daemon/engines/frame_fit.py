@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from stylecast.daemon.artifact import Contract
+from stylecast.core.artifact import Contract
 from stylecast.daemon.engines.protocol import Engine, Size
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from stylecast.daemon.artifact import Contract, TensorSpec, read_onnx_contract
+from stylecast.core.artifact import Contract, read_onnx_contract
+from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
+from stylecast.daemon.engines.precision import check_precision, choose_precision
 from stylecast.daemon.engines.settings import EngineSettings
-from stylecast.daemon.errors import ArtifactError, ConfigError, StylecastError
+from stylecast.daemon.engines.tensor_io import from_model_output, to_model_input
 
 PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -134,9 +136,6 @@ def tensorrt_provider_options(contract: Contract, settings: EngineSettings,
                               source: str) -> dict[str, Any]:
     """Options of the TensorRT execution provider: cached engines and timing cache in
     settings.cache_dir, FP16 (and INT8 for a Q/DQ model) as the engine precision asks."""
-    from stylecast.daemon.engines.tensorrt_engine import choose_precision
-    from stylecast.export.engine_cache import check_precision
-
     precision = choose_precision(settings.precision, contract.precision)
     check_precision(contract, precision, source)
     cache = Path(settings.cache_dir) / ORT_TENSORRT_CACHE
@@ -153,34 +152,3 @@ def tensorrt_provider_options(contract: Contract, settings: EngineSettings,
         "trt_int8_enable": precision == "int8",
         "trt_max_workspace_size": settings.workspace_mib << 20,
     }
-
-
-def to_model_input(frame: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> the tensor `spec` describes."""
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.dtype} {frame.shape}")
-    pixels = frame[..., ::-1] if spec.color_order == "BGR" else frame
-    if spec.dtype != "uint8":
-        low, high = spec.value_range
-        pixels = pixels.astype(np.float32) * ((high - low) / 255.0) + low
-        pixels = pixels.astype(spec.dtype)
-    if spec.layout == "NCHW":
-        pixels = pixels.transpose(2, 0, 1)[None]
-    elif spec.layout == "NHWC":
-        pixels = pixels[None]
-    return np.ascontiguousarray(pixels)
-
-
-def from_model_output(tensor: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """The tensor `spec` describes -> (H, W, 3) uint8 RGB."""
-    if spec.layout == "NCHW":
-        tensor = tensor[0].transpose(1, 2, 0)
-    elif spec.layout == "NHWC":
-        tensor = tensor[0]
-    if spec.dtype != "uint8":
-        low, high = spec.value_range
-        scaled = (tensor.astype(np.float32) - low) * (255.0 / (high - low))
-        tensor = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
-    if spec.color_order == "BGR":
-        tensor = tensor[..., ::-1]
-    return np.ascontiguousarray(tensor)

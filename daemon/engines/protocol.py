@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stylecast.daemon.artifact import Contract
+from stylecast.core.artifact import Contract
 
 Size = tuple[int, int]  # (height, width)
 

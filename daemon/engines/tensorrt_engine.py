@@ -13,7 +13,7 @@ shape changes (a dynamic engine), never per frame. On a Jetson the host buffers 
 the GPU instead (zero-copy, see `use_zero_copy`), which drops both copies.
 
 An `.onnx` model is first built into an engine (or found built) by
-`stylecast.export.engine_cache.ensure_engine`, keyed so a stale engine is never used.
+`stylecast.daemon.engines.engine_cache.ensure_engine`, keyed so a stale engine is never used.
 
 tensorrt and cuda-python are imported only when an engine is opened; everything that is logic
 rather than a TensorRT or CUDA call (precision, sizes, dtypes, I/O names, zero-copy choice) is a
@@ -31,19 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from stylecast.daemon.artifact import Contract, read_onnx_contract, read_sidecar
+from stylecast.core.artifact import Contract, read_onnx_contract, read_sidecar
+from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
+from stylecast.core.layouts import LAYOUTS
+from stylecast.daemon.engines.engine_cache import BuildBackend, Notify, ensure_engine
 from stylecast.daemon.engines.frame_fit import model_size
-from stylecast.daemon.engines.onnxruntime_engine import from_model_output, to_model_input
+from stylecast.daemon.engines.nvidia_libs import import_cudart, import_tensorrt
+from stylecast.daemon.engines.precision import choose_precision
 from stylecast.daemon.engines.protocol import Size
 from stylecast.daemon.engines.settings import EngineSettings
-from stylecast.daemon.errors import ArtifactError, ConfigError, StylecastError
-from stylecast.export.engine_cache import BuildBackend, Notify, ensure_engine
-from stylecast.export.tensorrt_build import import_tensorrt, trt_logger
+from stylecast.daemon.engines.tensor_io import from_model_output, to_model_input
+from stylecast.daemon.engines.tensorrt_build import trt_logger
 
 log = logging.getLogger(__name__)
 
-MISSING_CUDA = ("cuda-python is not installed: pip install cuda-python (the major version of "
-                "the CUDA that JetPack ships, e.g. 'cuda-python>=12,<13' on JetPack 6)")
 REBUILD = "built with another TensorRT version or GPU: rebuild it with stylecast-export engine"
 
 # TensorRT DataType names -> numpy. BF16/FP8/INT4 have no numpy type and are never our I/O.
@@ -57,21 +58,7 @@ NUMPY_DTYPES = {
     "BOOL": np.dtype(np.bool_),
 }
 # Where height and width sit in an input shape, per contract layout.
-HW_AXES = {"HWC": (0, 1), "NHWC": (1, 2), "NCHW": (2, 3)}
-
-
 # --- Imports ------------------------------------------------------------------------------------
-
-
-def import_cudart() -> Any:
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError:
-            raise ConfigError(MISSING_CUDA) from None
-    return cudart
 
 
 def native_tensorrt_available() -> bool:
@@ -85,13 +72,6 @@ def native_tensorrt_available() -> bool:
 
 
 # --- Pure logic ---------------------------------------------------------------------------------
-
-
-def choose_precision(requested: str | None, model_precision: str) -> str:
-    """The engine precision: as configured, else int8 for an INT8 (Q/DQ) model, fp16 otherwise."""
-    if requested is not None:
-        return requested
-    return "int8" if model_precision == "int8" else "fp16"
 
 
 def numpy_dtype(trt_dtype: Any) -> np.dtype:
@@ -113,8 +93,7 @@ def buffer_nbytes(shape: Sequence[int], dtype: Any) -> int:
 
 def frame_hw(layout: str, shape: Sequence[int]) -> Size:
     """(height, width) of an input tensor shape in the contract's layout."""
-    h_axis, w_axis = HW_AXES[layout]
-    return (int(shape[h_axis]), int(shape[w_axis]))
+    return LAYOUTS[layout].frame_size(shape)
 
 
 def profile_size_range(layout: str, shapes: Sequence[Sequence[int]]) -> tuple[Size, Size]:

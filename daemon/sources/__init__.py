@@ -9,6 +9,7 @@ from stylecast.daemon.sources.base import (
     SourceEnded,
     SourceError,
     SourceStalled,
+    redact,
 )
 from stylecast.daemon.sources.uri import SCHEMES, check_source_uri, open_source
 
@@ -21,4 +22,5 @@ __all__ = [
     "SourceStalled",
     "check_source_uri",
     "open_source",
+    "redact",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from stylecast.daemon.errors import StylecastError
+from stylecast.core.errors import StylecastError
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,13 @@ class Pacer:
 def rate_text(fps: float) -> str:
     """"30 fps", "29.97 fps", or "unpaced" for 0."""
     return f"{fps:g} fps" if fps > 0 else "unpaced"
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for logs: rtsp://user:***@host/path."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -20,13 +20,18 @@ import time
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stylecast.daemon.errors import ConfigError
-from stylecast.daemon.sources.base import Captured, FrameSource, SourceError, SourceStalled
+from stylecast.core.errors import ConfigError
+from stylecast.daemon.sources.base import (
+    Captured,
+    FrameSource,
+    SourceError,
+    SourceStalled,
+    redact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +85,6 @@ def csi_pipeline(sensor_id: int, width: int, height: int, fps: int, flip: int) -
             f"format=NV12, framerate={fps}/1 ! "
             f"nvvidconv flip-method={flip} ! video/x-raw, format=BGRx ! "
             f"videoconvert ! video/x-raw, format=BGR ! {APPSINK}")
-
-
-def redact(uri: str) -> str:
-    """The URI without its password, for logs: rtsp://user:***@host/path."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{parts.username}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def v4l2_sensor_ns(pos_msec: float, now_ns: int) -> int | None:

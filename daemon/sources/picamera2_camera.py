@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stylecast.daemon.errors import ConfigError
+from stylecast.core.errors import ConfigError
 from stylecast.daemon.sources.base import Captured, FrameSource, SourceError, SourceStalled
 
 log = logging.getLogger(__name__)

@@ -15,21 +15,20 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from stylecast.daemon.errors import ConfigError
-from stylecast.daemon.sources.base import FrameSource
+from stylecast.core.errors import ConfigError
+from stylecast.core.validation import describe
+from stylecast.daemon.sources.base import FrameSource, redact
 from stylecast.daemon.sources.opencv_capture import (
     CsiOptions,
     GstreamerSource,
     RtspSource,
     V4l2Options,
     V4l2Source,
-    redact,
     with_appsink,
 )
 from stylecast.daemon.sources.pattern import PatternOptions, TestPatternSource
 from stylecast.daemon.sources.picamera2_camera import Picamera2Options, Picamera2Source
 from stylecast.daemon.sources.video_file import FileOptions, VideoFileSource
-from stylecast.daemon.validation import describe
 
 SCHEMES: tuple[str, ...] = ("test", "file", "v4l2", "rtsp", "rtsps", "gst", "csi", "picamera2")
 

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stylecast.daemon.errors import ConfigError
+from stylecast.core.errors import ConfigError
 from stylecast.daemon.sources.base import (
     Captured,
     FrameSource,

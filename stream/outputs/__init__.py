@@ -1,0 +1,2 @@
+"""stylecast-sub outputs: one module per way a subscription leaves the program (browser,
+recorder, window)."""

@@ -1,0 +1,125 @@
+"""stylecastd's config: the documented example, strict validation, flags over file over defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from stylecast.core.errors import ConfigError
+from stylecast.daemon.config import (
+    BUNDLED_MODELS,
+    DEFAULT_BUNDLED_STYLE,
+    DaemonConfig,
+    bundled_styles,
+    flag_overrides,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "stylecast.toml"
+
+
+def all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += all_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def test_the_example_config_documents_every_option_and_loads_as_the_defaults():
+    text = EXAMPLE.read_text()
+    for key in all_keys(DaemonConfig):
+        section, _, name = key.rpartition(".")
+        assert f"[{section}]" in text, f"section [{section}] is not in {EXAMPLE.name}"
+        documented = (rf"^\[{re.escape(key)}\]$" if key == "styles.models"  # a table of its own
+                      else rf"^#? ?{re.escape(name)} = ")
+        assert re.search(documented, text, re.M), f"{key} is not documented"
+    example = load_config(EXAMPLE)
+    defaults = load_config(None)
+    assert example.model_dump() == defaults.model_dump()
+
+
+def test_unknown_keys_and_bad_values_are_one_line_naming_file_key_and_value(tmp_path):
+    path = tmp_path / "stylecast.toml"
+    path.write_text("[publish]\nformat = 'png'\nsndhwm = 0\n[sorce]\nuri = 'test://'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    assert "publish.format" in message and "'png'" in message
+    assert "publish.sndhwm" in message and "sorce" in message
+
+
+@pytest.mark.parametrize("toml, named", [
+    ("[source]\nuri = 'ftp://x'\n", "ftp"),
+    ("[source]\nuri = 'test://?fps=fast'\n", "fps"),
+    ("[publish]\nendpoints = ['localhost:5555']\n", "localhost:5555"),
+    ("[control]\nendpoint = 'udp://x'\n", "udp://x"),
+    ("[engine]\nruntime = 'tflite'\n", "engine.runtime"),
+    ("[engine]\nproviders = ['rocm']\n", "rocm"),
+    ("[styles]\nactive = 'b'\n[styles.models]\na = 'a.onnx'\n", "active style 'b'"),
+    ("[styles.models]\n'bad name!' = 'a.onnx'\n", "bad name!"),
+    ("[faults]\nmax_engine_errors = -1\n", "faults.max_engine_errors"),
+    ("[log]\nlevel = 'loud'\n", "log.level"),
+    ("[publish\n", "cannot read config"),
+])
+def test_config_mistakes(tmp_path, toml, named):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_config(path)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'nope.toml'}: config file")):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_model_paths_are_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "etc" / "stylecast.toml"
+    path.parent.mkdir()
+    path.write_text("[styles.models]\nmosaic = 'models/mosaic.onnx'\nabs = '/m/abs.onnx'\n")
+    config = load_config(path)
+    assert config.style_models() == {"mosaic": tmp_path / "etc" / "models" / "mosaic.onnx",
+                                     "abs": Path("/m/abs.onnx")}
+    assert config.active_style() == "mosaic"
+
+
+def test_flags_override_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[source]\nuri = 'test://'\n[publish]\nendpoints = ['tcp://0.0.0.0:1']\n"
+                    "[styles]\nactive = 'a'\n[styles.models]\na = 'a.onnx'\nb = 'b.onnx'\n")
+    overrides = flag_overrides(source="file://clip.mp4?loop=1", model="my model.onnx",
+                               publish=["ipc:///tmp/x", "tcp://127.0.0.1:9"],
+                               control="tcp://127.0.0.1:7", log_level="debug")
+    config = load_config(path, overrides)
+    assert config.source.uri == "file://clip.mp4?loop=1"
+    assert config.style_models() == {"my-model": Path("my model.onnx").absolute()}
+    assert config.active_style() == "my-model"
+    assert config.publish.endpoints == ["ipc:///tmp/x", "tcp://127.0.0.1:9"]
+    assert config.control.endpoint == "tcp://127.0.0.1:7"
+    assert config.log.level == "debug"
+
+
+def test_no_styles_configured_uses_the_bundled_ones():
+    config = load_config(None)
+    assert config.style_models() == bundled_styles()
+    assert set(bundled_styles()) >= {"stain", "retina"}
+    assert config.active_style() == DEFAULT_BUNDLED_STYLE
+    for name, path in bundled_styles().items():
+        assert path.parent == BUNDLED_MODELS and path.stem == name
+        assert (BUNDLED_MODELS / "fp32" / path.name).is_file()  # its FP32 twin
+
+
+def test_a_missing_bundled_folder_is_one_clear_line(monkeypatch, tmp_path):
+    import stylecast.daemon.config as config_module
+
+    monkeypatch.setattr(config_module, "BUNDLED_MODELS", tmp_path / "models")
+    with pytest.raises(ConfigError, match="no bundled style was found"):
+        load_config(None).style_models()

@@ -1,0 +1,95 @@
+"""The five console scripts: --help lists the documented command surface; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stylecast.core.errors import EX_CONFIG, ConfigError, run_cli
+from stylecast.training.complexity import describe_presets
+
+BIN = Path(sys.executable).parent
+
+# command -> words its --help must show (docs/architecture.md, command-line surface)
+SURFACE = {
+    "stylecast-train": ["presets", "fit", "distill", "eval"],
+    "stylecast-export": ["onnx", "quantize", "verify", "engine"],
+    "stylecastd": ["--config", "--source", "--model", "--publish", "--control", "--log-level",
+                   "install", "uninstall"],
+    "stylecast-sub": ["ENDPOINT", "--topic", "--count", "--timeout", "--json", "--http",
+                      "--record", "--show"],
+    "stylecast-ctl": ["--endpoint", "status", "styles", "set-style", "pause", "resume", "keygen"],
+}
+
+SUBCOMMAND_SURFACE = {
+    ("stylecast-train", "fit"): ["--content", "--style", "--out", "--config", "--preset",
+                                 "--steps", "--size", "--batch-size", "--device", "--resume"],
+    ("stylecast-train", "distill"): ["--teacher", "--content", "--out", "--preset", "--steps",
+                                     "--resume", "--set"],
+    ("stylecast-train", "eval"): ["CKPT", "--content", "--style", "--json", "--teacher"],
+    ("stylecast-export", "onnx"): ["CKPT", "-o", "--size", "--dynamic", "--float-io", "--images"],
+    ("stylecast-export", "quantize"): ["-o", "--precision", "--calib", "--target"],
+    ("stylecast-export", "verify"): ["--images", "--json"],
+    ("stylecast-export", "engine"): ["-o", "--precision"],
+    ("stylecastd", "install"): ["--dry-run", "--root"],
+}
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", sorted(SURFACE))
+def test_help_lists_the_command_surface(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for word in SURFACE[command]:
+        assert word in result.stdout, f"{command} --help does not mention {word}"
+
+
+@pytest.mark.parametrize(("command", "sub"), sorted(SUBCOMMAND_SURFACE))
+def test_subcommand_help_lists_its_flags(command, sub):
+    result = run(command, sub, "--help")
+    assert result.returncode == 0, result.stderr
+    for word in SUBCOMMAND_SURFACE[(command, sub)]:
+        assert word in result.stdout, f"{command} {sub} --help does not mention {word}"
+
+
+def test_usage_errors_exit_2():
+    result = run("stylecast-train", "presets", "--size", "12")
+    assert result.returncode == 2
+    assert "expected HEIGHTxWIDTH" in result.stderr
+
+
+def test_presets_table_shows_computed_figures():
+    result = run("stylecast-train", "presets")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["preset", "params", "GMAC@256x256"]
+    for row, line in zip(describe_presets(), lines[1:], strict=True):
+        assert line.split() == [row.name, f"{row.params / 1e6:.3f}M", f"{row.gmacs:.3f}"]
+
+
+def test_presets_json_at_another_size():
+    result = run("stylecast-train", "presets", "--json", "--size", "480x640")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    at_256 = describe_presets()
+    assert [r["preset"] for r in rows] == [r.name for r in at_256]
+    assert all((r["height"], r["width"]) == (480, 640) for r in rows)
+    assert rows[0]["gmacs"] == pytest.approx(at_256[0].gmacs * 480 * 640 / 256**2)
+
+
+def test_user_errors_are_one_line_and_exit_78(capsys):
+    def broken() -> int:
+        raise ConfigError("stylecast.toml: key 'source' = 'foo://': unknown scheme 'foo'")
+
+    assert run_cli("stylecastd", broken) == EX_CONFIG
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "stylecastd: error: stylecast.toml: key 'source' = 'foo://': unknown scheme 'foo'\n"
+    )
