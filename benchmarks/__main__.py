@@ -25,9 +25,10 @@ from benchmarks.report import (
 )
 from stylecast.core.atomic import atomic_write_text
 
-SECTIONS = ("model", "pipeline", "transport", "gpu")
+SECTIONS = ("model", "pipeline", "transport", "gpu", "quality")
 MODULES = {"model": "benchmarks.models", "pipeline": "benchmarks.pipeline",
-           "transport": "benchmarks.transport", "gpu": "benchmarks.gpu"}
+           "transport": "benchmarks.transport", "gpu": "benchmarks.gpu",
+           "quality": "benchmarks.quality"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -42,7 +43,8 @@ def sections_list(text: str) -> tuple[str, ...]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and short runs (under a minute): checks the code runs")
+                        help="tiny sizes and short runs (about 40 s on 2 idle cores, 1.5-2 "
+                             "minutes on busy ones): checks the code runs")
     parser.add_argument("--sections", type=sections_list, default=SECTIONS,
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from stylecast.core.sizes import size_text
+
 
 @dataclass
 class Section:
@@ -39,9 +41,10 @@ class Target:
 
 
 def headline_size(model_rows: list[dict[str, Any]]) -> str:
-    """The size the README and plot show: camera frames (480x640) when they were measured."""
+    """The size the README and plot show: camera frames (640x480) when they were measured."""
     sizes = [row["size"] for row in model_rows]
-    return "480x640" if "480x640" in sizes else sizes[0]
+    camera = size_text(480, 640)
+    return camera if camera in sizes else sizes[0]
 
 
 def percentiles(values_ms: list[float] | np.ndarray) -> dict[str, float]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import Section
 from benchmarks.timing import FULL, QUICK, time_engine
+from stylecast.core.sizes import size_json, size_text
 
 SIZE = (720, 1280)
 QUICK_SIZE = (256, 256)
@@ -41,7 +42,7 @@ def cuda_missing() -> str | None:
 def run(quick: bool) -> Section:
     section = Section(
         name="gpu", title="GPU: ONNX Runtime CUDA provider and PyTorch CUDA",
-        columns={"network": "network", "runtime": "runtime", "size": "HxW",
+        columns={"network": "network", "runtime": "runtime", "size": "WxH",
                  "precision": "prec", "ms": "ms/frame", "fps": "fps"})
     reason = cuda_missing()
     if reason:
@@ -67,10 +68,10 @@ def _build(name: str):
 
 def _measure(name: str, size: tuple[int, int], workdir: Path, quick: bool) -> list[dict]:
     rows = []
-    label = f"{size[0]}x{size[1]}"
+    label = size_text(*size)
     for runtime, precision, ms in [*_onnxruntime(name, size, workdir, quick),
                                    *_pytorch(name, size, quick)]:
-        rows.append({"network": name, "runtime": runtime, "size": label,
+        rows.append({"network": name, "runtime": runtime, "size": label, **size_json(*size),
                      "precision": precision, "ms": round(ms, 2), "fps": round(1000 / ms, 1)})
     return rows
 

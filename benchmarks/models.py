@@ -4,10 +4,14 @@ Every preset and both reference networks (benchmarks/reference_models.py) are ex
 `stylecast-export onnx` exports a checkpoint (pixel conversions inside, dynamic H and W), then
 converted to FP16 and INT8 by the project's own `convert_fp16` / `quantize_int8` (calibrated on
 scikit-image photos). Each precision is timed at each size on real photos with as many ONNX
-Runtime threads as there are cores, and its outputs are compared with FP32's (PSNR).
+Runtime threads as there are cores.
 
-Random weights time like trained ones, but say little about quantization's quality cost, so the
-bundled `stain` style (a trained nano) is measured too, from the files the daemon runs.
+The random networks are initialised as training leaves a network (benchmarks/weights.py): fresh
+PyTorch weights give all-zero biases, which the exporter shares between convolutions and which
+then make ONNX Runtime run FP16 graphs slowly on a CPU, and activations that shrink to
+FP16-subnormal values; a trained model has neither. Random weights say nothing about
+quantization's quality cost, so PSNR to FP32 is only given for the bundled `stain` style (a
+trained nano), measured from the files the daemon runs.
 """
 
 from __future__ import annotations
@@ -22,17 +26,20 @@ import numpy as np
 
 from benchmarks.common import Section, Target
 from benchmarks.timing import FULL, QUICK, Budget, time_engine
+from stylecast.core.sizes import size_json, size_text
 
 log = logging.getLogger(__name__)
 
 SIZES = [(256, 256), (480, 640), (720, 1280)]
 QUICK_SIZES = [(64, 64)]
+QUICK_CALIB_SIZE = (64, 64)  # quick mode calibrates INT8 on small crops (None: the default)
 PRECISIONS = ("fp32", "fp16", "int8")
 PRESETS = ("nano", "small", "base", "large")
 QUICK_NETWORKS = ("nano", "johnson", "stain (trained nano)")
 TRAINED = "stain (trained nano)"
 REFERENCE_SIZE = (256, 256)  # GMACs are counted here and scaled: every network is convolutional
 TARGET_SIZE = (480, 640)  # the INT8 targets are for camera frames
+SUBNORMAL_SIZE = (128, 128)  # a photo this size shows the activations' scale
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,14 @@ class Network:
     params: int
     gmacs_256: float
     files: dict[str, Path]  # precision -> ONNX artifact
+    subnormal: float  # largest share of FP16-subnormal activations in the FP32 graph
 
 
 def run(quick: bool, threads: int | None = None) -> Section:
     threads = threads or os.cpu_count() or 1
     section = Section(
         name="model", title=f"Models: ONNX Runtime CPU, {threads} threads",
-        columns={"network": "network", "params_m": "params M", "size": "HxW", "gmacs": "GMAC",
+        columns={"network": "network", "params_m": "params M", "size": "WxH", "gmacs": "GMAC",
                  "precision": "prec", "ms": "ms/frame", "fps": "fps",
                  "speedup": "x FP32", "psnr_db": "PSNR dB"})
     sizes = QUICK_SIZES if quick else SIZES
@@ -56,18 +64,28 @@ def run(quick: bool, threads: int | None = None) -> Section:
     with tempfile.TemporaryDirectory(prefix="stylecast-bench-") as folder:
         workdir = Path(folder)
         photos = _write_photos(workdir)
+        networks = []
         for network in _networks(workdir, photos, quick, threads):
             section.rows += _measure(network, sizes, budget, threads)
+            networks.append(network)
     section.targets += _int8_targets(section.rows, sizes)
     section.notes += [
         "GMAC: multiply-accumulates of convolutions (PyTorch FlopCounterMode) at 256x256, "
         "scaled by pixel count (exact for fully convolutional networks).",
         "ms/frame: median over timed runs on real photos after warm-up runs; each precision "
         "timed in its own block (an ONNX Runtime thread pool keeps spinning after a run).",
-        "PSNR: uint8 outputs against the same network's FP32 outputs on the same photos. "
-        "Not shown for the random presets: their blocks start as the identity and their small "
-        "random head gives a near-flat grey image that every precision rounds to the same "
-        "uint8 values (PSNR inf, meaning nothing); the trained stain model shows the cost.",
+        "Weights: presets and references are random, initialised as training leaves a "
+        "network (benchmarks/weights.py: Kaiming normal convolutions, unit norm scales, small "
+        "distinct biases, residual projections at 0.1). PyTorch's fresh weights made the "
+        "presets' FP16 run at half FP32's speed while the trained nano's ran at FP32's: their "
+        "all-zero biases, shared between convolutions in the exported graph, make ONNX "
+        "Runtime run FP16 convolutions slowly on a CPU, and their activations shrank to "
+        "FP16-subnormal values. Largest share of FP16-subnormal activations in any layer, on a "
+        "photo: "
+        + ", ".join(f"{n.name} {n.subnormal:.1%}" for n in networks) + ".",
+        "PSNR: uint8 outputs against the same network's FP32 outputs on the same photos, for "
+        "the trained stain model only: on random weights it says nothing about what "
+        "quantization costs a style.",
         "FP16 on a CPU: ONNX Runtime's x86 build has few FP16 kernels; FP16 is for GPUs.",
     ]
     return section
@@ -79,6 +97,7 @@ def run(quick: bool, threads: int | None = None) -> Section:
 def _networks(workdir: Path, photos: dict[str, Path], quick: bool, threads: int):
     """Each network with its three artifacts, built one at a time (exports take a while)."""
     from benchmarks.reference_models import REFERENCES
+    from benchmarks.weights import realistic
     from stylecast.training.presets import build_generator
 
     builders = {name: (lambda n=name: build_generator(n), "preset") for name in PRESETS}
@@ -86,14 +105,16 @@ def _networks(workdir: Path, photos: dict[str, Path], quick: bool, threads: int)
     for name, (build, kind) in builders.items():
         if quick and name not in QUICK_NETWORKS:
             continue
-        yield _exported(name, kind, build(), workdir, photos, threads)
+        calib_size = QUICK_CALIB_SIZE if quick else None
+        yield _exported(name, kind, realistic(build()), workdir, photos, threads, calib_size)
     yield _bundled(workdir, photos, threads)
 
 
 def _exported(name: str, kind: str, module, workdir: Path, photos: dict[str, Path],
-              threads: int) -> Network:
+              threads: int, calib_size: tuple[int, int] | None) -> Network:
     fp32, params, gmacs = export_network(name, module, workdir)
-    return Network(name, kind, params, gmacs, _variants(fp32, workdir, photos, threads))
+    files = _variants(fp32, workdir, photos, threads, calib_size)
+    return Network(name, kind, params, gmacs, files, _subnormal(fp32))
 
 
 def export_network(name: str, module, workdir: Path) -> tuple[Path, int, float]:
@@ -134,15 +155,22 @@ def _bundled(workdir: Path, photos: dict[str, Path], threads: int) -> Network:
     files = {"fp32": fp32, "fp16": _fp16(fp32, workdir / "stain.fp16.onnx", photos, threads),
              "int8": int8}
     return Network(TRAINED, "trained", count_params(nano),
-                   count_macs(nano, *REFERENCE_SIZE) / 1e9, files)
+                   count_macs(nano, *REFERENCE_SIZE) / 1e9, files, _subnormal(fp32))
 
 
-def _variants(fp32: Path, workdir: Path, photos: dict[str, Path],
-              threads: int) -> dict[str, Path]:
+def _subnormal(fp32: Path) -> float:
+    from benchmarks.weights import subnormal_share
+
+    return subnormal_share(fp32, timing_frames(SUBNORMAL_SIZE)[0])
+
+
+def _variants(fp32: Path, workdir: Path, photos: dict[str, Path], threads: int,
+              calib_size: tuple[int, int] | None) -> dict[str, Path]:
     from stylecast.export.quantize import quantize_int8
 
     int8 = workdir / fp32.name.replace(".fp32.", ".int8.")
-    quantize_int8(fp32, int8, photos["calib"], images=photos["held_out"], threads=threads)
+    quantize_int8(fp32, int8, photos["calib"], images=photos["held_out"],
+                  calib_size=calib_size, threads=threads)
     fp16 = _fp16(fp32, workdir / fp32.name.replace(".fp32.", ".fp16."), photos, threads)
     return {"fp32": fp32, "fp16": fp16, "int8": int8}
 
@@ -204,20 +232,21 @@ def _measure(network: Network, sizes, budget: Budget, threads: int) -> list[dict
         scale = size[0] * size[1] / (REFERENCE_SIZE[0] * REFERENCE_SIZE[1])
         for precision in PRECISIONS:
             result = timed[precision]
-            quality = None if precision == "fp32" or network.kind == "preset" else float(
+            quality = None if precision == "fp32" or network.kind != "trained" else float(
                 np.mean([psnr(a, b) for a, b in zip(timed["fp32"].outputs, result.outputs,
                                                     strict=True)]))
             rows.append({
                 "network": network.name, "kind": network.kind,
                 "params_m": round(network.params / 1e6, 3),
-                "size": f"{size[0]}x{size[1]}", "gmacs": round(network.gmacs_256 * scale, 2),
+                "size": size_text(*size), **size_json(*size),
+                "gmacs": round(network.gmacs_256 * scale, 2),
                 "precision": precision, "ms": round(result.median_ms, 2),
                 "fps": round(result.fps, 1), "runs": len(result.ms),
                 "speedup": round(timed["fp32"].median_ms / result.median_ms, 2),
                 "psnr_db": None if quality is None else round(quality, 1),
                 "file_mb": round(network.files[precision].stat().st_size / 1e6, 3),
             })
-        log.info("%s %s: %s", network.name, size,
+        log.info("%s %s: %s", network.name, size_text(*size),
                  ", ".join(f"{p} {t.median_ms:.1f} ms" for p, t in timed.items()))
     return rows
 
@@ -225,7 +254,7 @@ def _measure(network: Network, sizes, budget: Budget, threads: int) -> list[dict
 def _int8_targets(rows: list[dict], sizes) -> list[Target]:
     """Targets: INT8 >= 1.5x FP32 at PSNR >= 30 dB, FP16 >= 40 dB - for the trained model."""
     size = TARGET_SIZE if TARGET_SIZE in sizes else sizes[0]
-    label = f"{size[0]}x{size[1]}"
+    label = size_text(*size)
     found = {r["precision"]: r for r in rows if r["network"] == TRAINED and r["size"] == label}
     targets = []
     if "int8" in found:

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.operator_profile",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", type=Path)
-    parser.add_argument("--size", type=image_size, default=(480, 640), help="HxW")
+    parser.add_argument("--size", type=image_size, default=(480, 640),
+                        help="HxW, height x width (default 480x640)")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--top", type=int, default=8, help="nodes to list")
     args = parser.parse_args(argv)

@@ -7,7 +7,9 @@
   Its head originally emits 0-255 values; here a tanh maps it to [-1, 1] like every generator
   in this project, so the same pixel wrapper serves all of them.
 
-Latency does not depend on the weights, so none are loaded: these exist only to be timed.
+No trained weights are loaded: these exist only to be timed, and benchmarks/weights.py
+initialises them as training would leave them (latency depends on the weights only through
+values, such as subnormal ones, that take slow paths).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from benchmarks.transport_peers import (
     StylecastSender,
     WorkerPool,
 )
+from stylecast.core.sizes import size_text
 from stylecast.stream.protocol import decode_image, encode_image
 
 JPEG_QUALITY = 85  # the daemon's default [publish] jpeg_quality
@@ -39,13 +40,15 @@ Sender = StylecastSender | ImagezmqSender
 
 COLUMNS = {
     "system": "system", "mode": "mode", "format": "format", "transport": "via",
-    "subscribers": "subs", "slow": "slow", "sent_fps": "sent/s", "recv_fps_mean": "recv/s",
+    "subscribers": "subs", "slow": "slow", "recv_fps_mean": "delivered/s",
     "recv_fps_min": "min/s", "latency_ms_p50": "lat p50", "latency_ms_p99": "lat p99",
     "slow_recv_fps": "slow/s", "slow_age_ms_p50": "slow age", "mbytes_s": "MB/s",
 }
-FIGURES = ("sent_fps", "recv_fps_mean", "recv_fps_min", "latency_ms_p50", "latency_ms_p95",
+# What a row measures; None where a case failed. handed_fps (frames the sender handed to
+# ZeroMQ, most of which a PUB socket drops at its high-water mark) is kept for diagnosis only.
+FIGURES = ("recv_fps_mean", "recv_fps_min", "latency_ms_p50", "latency_ms_p95",
            "latency_ms_p99", "slow_recv_fps", "slow_age_ms_p50", "slow_age_ms_p95", "mbytes_s",
-           "paced_fps", "window_s")  # what a row measures; None where a case failed
+           "handed_fps", "paced_fps", "window_s")
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,6 @@ def figures(case: Case, results: list[dict[str, Any]], offered: int, seconds: fl
     slow_age = percentiles([ms for r in slow for ms in r["ms"]])
     delivered = sum(r["count"] for r in results)
     return {
-        "sent_fps": round(offered / seconds, 1),
         "recv_fps_mean": round(float(np.mean(fast_fps)), 1),
         "recv_fps_min": round(min(fast_fps), 1),
         "latency_ms_p50": round(latency["p50"], 2),
@@ -230,6 +232,7 @@ def figures(case: Case, results: list[dict[str, Any]], offered: int, seconds: fl
         "slow_age_ms_p50": round(slow_age["p50"], 1) if slow else None,
         "slow_age_ms_p95": round(slow_age["p95"], 1) if slow else None,
         "mbytes_s": round(delivered * payload_bytes / seconds / 1e6, 1),
+        "handed_fps": round(offered / seconds, 1),
         "paced_fps": case.paced_fps,
         "window_s": round(seconds, 3),
     }
@@ -275,20 +278,26 @@ def worst(values: list[float | None], pick: Any) -> float:
 
 def targets(rows: list[dict[str, Any]]) -> list[Target]:
     """docs/architecture.md: a consumer that takes 200 ms a frame sees frames no older than ~2 frame
-    intervals, and slows neither the daemon nor the other consumers. Checked on stylecast's
-    slow-subscriber rows (publisher paced at 30 fps), worst row first; notes say why so."""
+    intervals, and slows neither the daemon nor the other consumers. Every figure is what
+    subscribers received, on stylecast's rows, worst row; notes say why so."""
     slow = slow_rows(rows, "stylecast")
     limit_ms = 2 * 1000 / CAMERA_FPS
+    own_pace = 1 / SLOW_CONSUMER_S
     age = worst([r["slow_age_ms_p50"] for r in slow], max)
-    others = worst([ratio(r["recv_fps_min"], r["sent_fps"]) for r in slow], min)
-    publisher = worst([ratio(r["sent_fps"], CAMERA_FPS) for r in slow], min)
+    taken = worst([ratio(r["slow_recv_fps"], own_pace) for r in slow], min)
+    others = worst([ratio(r["recv_fps_min"], CAMERA_FPS) for r in slow], min)
+    many = [r for r in rows if r["system"] == "stylecast" and r["subscribers"] == MANY
+            and not r["slow"]]
+    flat_out = worst([r["recv_fps_min"] for r in many], min)
     return [
         Target("200 ms consumer: age of the frame it takes, p50 ms (worst case)",
                f"<= {limit_ms:.1f}", age, age <= limit_ms),
-        Target("beside it: slowest other subscriber's fps / sent fps (worst)", ">= 0.9", others,
-               others >= 0.9),
-        Target(f"beside it: publisher fps / {CAMERA_FPS:g} (worst)", ">= 0.95", publisher,
-               publisher >= 0.95),
+        Target(f"200 ms consumer: frames it takes / its own pace ({own_pace:g}/s) (worst)",
+               ">= 0.9", taken, taken >= 0.9),
+        Target(f"beside it: slowest other subscriber's delivered fps / {CAMERA_FPS:g} (worst)",
+               ">= 0.9", others, others >= 0.9),
+        Target(f"{MANY} subscribers flat out: slowest one's delivered fps (worst)",
+               f">= {CAMERA_FPS:g}", flat_out, flat_out >= CAMERA_FPS),
     ]
 
 
@@ -313,7 +322,8 @@ def method_notes(frames: Frames, quick: bool) -> list[str]:
     cases = f"{WINDOW_S[quick]:g} s per case" + (
         " (quick: rgb24 over tcp and JPEG over ipc only)" if quick else "")
     return [
-        f"Frames: {len(frames.images)} crops of skimage's astronaut, {HEIGHT}x{WIDTH} rgb24 "
+        f"Frames: {len(frames.images)} crops of skimage's astronaut, "
+        f"{size_text(HEIGHT, WIDTH)} rgb24 "
         f"({frames.payload_bytes('rgb24') / 1e3:.0f} kB) or JPEG q{JPEG_QUALITY} "
         f"({frames.payload_bytes('jpeg') / 1e3:.0f} kB), encoded once up front with simplejpeg "
         f"({frames.encode_ms:.2f} ms/frame here): both systems send the same bytes, and "
@@ -328,9 +338,13 @@ def method_notes(frames: Frames, quick: bool) -> list[str]:
         "sets up its own (RCVHWM 2), because Subscriber.next() decodes each JPEG it hands out "
         f"({frames.decode_ms:.2f} ms here) and imagezmq's hub does not; the slow subscriber is "
         "the real stylecast.stream.client.Subscriber: its newest-frame slot is what it shows.",
-        f"Timing: {cases}, after every subscriber had a frame; rates count arrivals inside that "
-        "window; latency = arrival - send time (time.monotonic_ns() on both sides), pooled over "
-        "the fast subscribers; MB/s = payload bytes delivered to all subscribers.",
+        f"Timing: {cases}, after every subscriber had a frame. Every rate is delivered: "
+        "frames a subscriber received inside that window, per second (delivered/s: mean over "
+        "the fast subscribers; min/s: the slowest; slow/s: the slow one); MB/s = payload bytes "
+        "delivered to all subscribers. Frames handed to ZeroMQ are not a rate anyone sees "
+        "(flat out, a PUB socket drops most at its high-water mark) and are not shown. "
+        "Latency = arrival - send time (time.monotonic_ns() on both sides), pooled over the "
+        "fast subscribers.",
         f"Pace: 1- and 8-subscriber cases send flat out; cases with a slow subscriber send at "
         f"{CAMERA_FPS:g} fps (the daemon's camera rate), for both systems.",
         f"Slow subscriber: takes a frame, then sleeps {slow_ms:g} ms (a consumer busy elsewhere; "
@@ -338,11 +352,12 @@ def method_notes(frames: Frames, quick: bool) -> list[str]:
         f"takes the frame. With a newest-frame slot that is the latency plus 0-{interval_ms:.0f} "
         f"ms since the newest frame came; {slow_ms:g} ms being 6 intervals, its phase drifts "
         "slowly, so a short run samples part of that range.",
-        f"Targets, on stylecast's slow rows (worst row): age p50 <= 2 intervals at "
-        f"{CAMERA_FPS:g} fps ({2 * interval_ms:.1f} ms; {2 * interval_ms + slow_ms:.1f} ms "
-        f"counting the consumer's own {slow_ms:g} ms); slowest other subscriber >= 0.9 x the "
-        "sent fps (without a slow consumer none can get more than is sent, so this bounds the "
-        "'no-slow case' too); publisher keeps >= 0.95 x its 30 fps.",
+        f"Targets, on stylecast's rows (worst row), all on what subscribers received: beside "
+        f"a 30 fps publisher, the slow consumer's frames are no older than 2 intervals at p50 "
+        f"({2 * interval_ms:.1f} ms; {2 * interval_ms + slow_ms:.1f} ms counting its own "
+        f"{slow_ms:g} ms) and it gets one each time it asks (>= 0.9 x {1 / SLOW_CONSUMER_S:g}/s), "
+        f"while the slowest other subscriber receives >= 0.9 x {CAMERA_FPS:g} fps; flat out, "
+        f"each of {MANY} subscribers receives at least the camera's {CAMERA_FPS:g} fps.",
         "imagezmq REQ/REP: one sender, one hub, each frame waits for its reply, so only "
         "1-receiver rows: their rate is the round-trip rate.",
     ]

@@ -291,6 +291,8 @@ def _check_tensor(source: str, kind: str, value: Any, spec: TensorSpec) -> None:
 
 # --- Engines: the contract in a sidecar JSON ----------------------------------------------------
 
+ENGINE_SUFFIXES = (".engine", ".plan")  # TensorRT's serialized engines ("plans")
+
 
 def sidecar_path(engine_path: str | Path) -> Path:
     engine_path = Path(engine_path)
@@ -325,8 +327,31 @@ def read_contract(path: str | Path) -> Contract:
     """The contract of any artifact: an ONNX model's metadata (checked against its graph's input
     and output), or an engine's sidecar (checked against the engine when it loads)."""
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        return read_onnx_contract(path, check_graph=True)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
+    if model_kind(path) == "onnx":
+        return read_onnx_contract(path, check_graph=True)
     return read_sidecar(path)[0]
+
+
+def model_kind(path: str | Path) -> Literal["onnx", "engine"]:
+    """What the model file at `path` is. A .onnx, .engine or .plan name is taken at its word (the
+    content is checked when it is read, with errors of its own); any other file by its content:
+    an engine has its sidecar beside it, an ONNX file parses as a ModelProto with a graph."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in ENGINE_SUFFIXES or sidecar_path(path).is_file():
+        return "engine"
+    if _parses_as_onnx(path):
+        return "onnx"
+    raise ArtifactError(f"{path}: not a model (expected ONNX or a TensorRT engine)")
+
+
+def _parses_as_onnx(path: Path) -> bool:
+    try:
+        load_onnx_model(path)
+    except ArtifactError:
+        return False
+    return True

@@ -6,12 +6,15 @@ import argparse
 import math
 import re
 
+from stylecast.core.sizes import size_flag_text
+
 
 def image_size(text: str) -> tuple[int, int]:
-    """Parse 'HxW' (e.g. 480x640) into (height, width)."""
+    """Parse 'HxW', height first (480x640: 480 high, 640 wide), into (height, width)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match or 0 in (height := int(match[1]), width := int(match[2])):
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 480x640, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected HxW such as {size_flag_text(480, 640)}, got {text!r}")
     return height, width
 
 

@@ -22,6 +22,11 @@ class StylecastError(Exception):
     exit_code = EX_FAILURE
 
 
+class DiskFullError(StylecastError):
+    """A file could not be written because its disk is full (ENOSPC). A runtime failure, exit 1:
+    the command and its inputs are right; freeing space and running it again fixes it."""
+
+
 class UserError(StylecastError):
     """A mistake in what the user gave us."""
 

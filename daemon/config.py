@@ -6,6 +6,7 @@ wrong type or a bad value is one line naming the file, the key and the value (ex
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 import sys
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stylecast.core.artifact import ENGINE_SUFFIXES
 from stylecast.core.errors import ConfigError
 from stylecast.core.validation import NAME_PATTERN, describe
 from stylecast.daemon.engines.settings import EngineSettings
@@ -71,13 +73,6 @@ class StyleSettings(Section):
                 raise ValueError(f"style name {name!r} must match {NAME_PATTERN}")
         return models
 
-    @model_validator(mode="after")
-    def _active_is_listed(self) -> StyleSettings:
-        if self.active is not None and self.models and self.active not in self.models:
-            raise ValueError(f"active style {self.active!r} is not one of the configured "
-                             f"styles: {', '.join(self.models)}")
-        return self
-
 
 class PublishSettings(Section):
     endpoints: list[str] = Field(default_factory=lambda: [DEFAULT_PUBLISH], min_length=1)
@@ -96,6 +91,9 @@ class PublishSettings(Section):
     @field_validator("endpoints")
     @classmethod
     def _zmq_endpoints(cls, endpoints: list[str]) -> list[str]:
+        twice = sorted({e for e in endpoints if endpoints.count(e) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} listed twice")
         return [_check_endpoint(e) for e in endpoints]
 
 
@@ -146,6 +144,15 @@ class DaemonConfig(Section):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
+    @model_validator(mode="after")
+    def _cross_references(self) -> DaemonConfig:
+        """Keys that name another key's entry or must agree with it, checked once every section
+        is valid, so that a mistake stops the start rather than a running pipeline."""
+        found = [problem(self) for problem in CROSS_CHECKS]
+        if any(found):
+            raise ValueError("; ".join(filter(None, found)))
+        return self
+
     def style_models(self) -> dict[str, Path]:
         """The configured styles, or the bundled ones when none are configured."""
         return dict(self.styles.models) or bundled_styles()
@@ -157,6 +164,48 @@ class DaemonConfig(Section):
         if not self.styles.models and DEFAULT_BUNDLED_STYLE in models:
             return DEFAULT_BUNDLED_STYLE
         return next(iter(models))
+
+
+def _unknown_active_style(config: DaemonConfig) -> str | None:
+    active, names = config.styles.active, list(config.style_models())
+    if active is None or active in names:
+        return None
+    close = difflib.get_close_matches(active, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    which = "configured" if config.styles.models else "bundled"
+    return (f"key 'styles.active' = {active!r} is not a style{hint}; the {which} styles are "
+            f"{', '.join(names)}")
+
+
+def _control_among_publish(config: DaemonConfig) -> str | None:
+    endpoint = config.control.endpoint
+    if endpoint not in config.publish.endpoints:
+        return None
+    return (f"key 'control.endpoint' = {endpoint!r} is also in publish.endpoints: the control "
+            "and publish sockets need endpoints of their own")
+
+
+def _engine_under_onnxruntime(config: DaemonConfig) -> str | None:
+    if config.engine.runtime != "onnxruntime":
+        return None
+    engines = [name for name, path in config.styles.models.items()
+               if path.suffix.lower() in ENGINE_SUFFIXES]
+    if not engines:
+        return None
+    return (f"key 'engine.runtime' = 'onnxruntime' cannot run the TensorRT engine of style "
+            f"'{engines[0]}'; use 'tensorrt' or 'auto', or give the style its .onnx model")
+
+
+def _backoff_above_max(config: DaemonConfig) -> str | None:
+    source = config.source
+    if source.reopen_backoff_s <= source.reopen_backoff_max_s:
+        return None
+    return (f"key 'source.reopen_backoff_s' = {source.reopen_backoff_s:g} is above "
+            f"source.reopen_backoff_max_s = {source.reopen_backoff_max_s:g}")
+
+
+CROSS_CHECKS = (_unknown_active_style, _control_among_publish, _engine_under_onnxruntime,
+                _backoff_above_max)
 
 
 def _check_endpoint(endpoint: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import zmq
 
+from stylecast.core.cli_parser import CommandParser
 from stylecast.core.cli_types import positive_seconds
 from stylecast.core.errors import ConfigError, StylecastError, run_cli
 from stylecast.stream.endpoints import default_control_endpoint, ipc_path
@@ -70,7 +71,7 @@ def decode_reply(data: bytes, endpoint: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG, description="Control a running stylecastd, or generate CURVE key pairs."
     )
     parser.add_argument("--endpoint", metavar="E", default=default_control_endpoint(),

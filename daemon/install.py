@@ -9,14 +9,26 @@ install writes, under --root (default /):
     var/lib/stylecast/models/                      where your exported models go
 
 then `systemctl daemon-reload`, `enable` and `restart` (so an upgrade runs the new code at once;
-with --root, only `systemctl --root=DIR enable`, which needs no running systemd). Running it
+with --root, only `systemctl --root=DIR enable`, which makes the wants/ symlink inside DIR and
+talks to no running systemd: the documented way to enable a unit in an image). Running it
 again changes no file; an upgrade rewrites the unit but never a config the user has edited.
 uninstall disables the service and removes the unit; config, models and engine cache stay
 unless --purge.
+
+Before anything is written (and with --dry-run too), install refuses with one line (exit 78) an
+ExecStart the service could not run: a stylecastd, or the Python its #! line names (symlinks
+followed: a pyenv or uv Python lives under a home folder), under a path the unit hides from the
+service. What is hidden is read from the unit and any drop-ins already in the root's
+stylecast.service.d/: ProtectHome=yes|tmpfs hides /home, /root and /run/user; PrivateTmp=yes
+(which DynamicUser=yes implies) hides /tmp and /var/tmp; InaccessiblePaths= and
+TemporaryFileSystem= hide what they name. With --root the check is on the path the unit will
+execute, as written into it. --allow-hidden-path installs anyway (a warning instead), for a
+unit relaxed elsewhere or an image whose files differ from this machine's.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +48,14 @@ JETSON_MARKER = Path("etc/nv_tegra_release")
 DEFAULT_EXEC = "/usr/local/bin/stylecastd"
 # DynamicUser services cannot read home folders (ProtectHome=yes; and /home/* is usually 0700).
 HOME_PREFIXES = ("/home/", "/root/")
+# What each unit setting hides from the service (systemd.exec(5)).
+PROTECT_HOME_HIDES = ("/home", "/root", "/run/user")
+PRIVATE_TMP_HIDES = ("/tmp", "/var/tmp")
+SUGGESTED_VENV = "/opt/stylecast"  # where docs/deploy-*.md make it
+FIX = (f"put the venv and its Python where the service sees them, e.g. /usr/bin/python3 -m venv "
+       f"{SUGGESTED_VENV} && {SUGGESTED_VENV}/bin/pip install 'stylecast[daemon,onnx]' && "
+       f"sudo {SUGGESTED_VENV}/bin/stylecastd install (--allow-hidden-path installs anyway)")
+
 
 
 @dataclass(frozen=True)
@@ -75,23 +95,123 @@ def is_jetson(root: Path) -> bool:
     return (root / JETSON_MARKER).exists()
 
 
+def service_settings(texts: list[str]) -> dict[str, list[str]]:
+    """[Service] settings of a unit and its drop-ins, in order: key -> every value assigned."""
+    settings: dict[str, list[str]] = {}
+    for text in texts:
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("["):
+                section = line
+                continue
+            if section == "[Service]" and "=" in line:
+                key, _, value = line.partition("=")
+                settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def _is_true(value: str) -> bool:
+    return value.lower() in ("1", "yes", "y", "true", "t", "on")
+
+
+def hidden_paths(settings: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(folder, the setting that hides it) for every folder the service cannot see."""
+    def last(key: str) -> str:
+        return settings.get(key, [""])[-1]
+
+    hidden: list[tuple[str, str]] = []
+    protect_home = last("ProtectHome")
+    if protect_home.lower() == "tmpfs" or _is_true(protect_home):
+        hidden += [(folder, f"ProtectHome={protect_home}") for folder in PROTECT_HOME_HIDES]
+    if _is_true(last("PrivateTmp")):
+        hidden += [(folder, f"PrivateTmp={last('PrivateTmp')}") for folder in PRIVATE_TMP_HIDES]
+    elif _is_true(last("DynamicUser")):  # implies PrivateTmp=yes, which cannot be turned off
+        hidden += [(folder, "DynamicUser=yes, which implies PrivateTmp=yes")
+                   for folder in PRIVATE_TMP_HIDES]
+    for key in ("InaccessiblePaths", "TemporaryFileSystem"):
+        entries: list[str] = []
+        for value in settings.get(key, []):
+            entries = entries + value.split() if value else []  # an empty value resets the list
+        for entry in entries:
+            folder = entry.lstrip("-+").split(":", 1)[0]  # TemporaryFileSystem=PATH[:OPTIONS]
+            hidden.append((folder.rstrip("/") or "/", f"{key}={entry}"))
+    return hidden
+
+
+def _under(path: str, folder: str) -> bool:
+    return folder == "/" or path == folder or path.startswith(folder + "/")
+
+
+def interpreter_of(script: Path) -> Path | None:
+    """The program a script's #! line runs: pip's console scripts name the venv's Python (for a
+    long path, through pip's `#!/bin/sh` trampoline whose second line execs it)."""
+    try:
+        with open(script, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    if not head or not head[0].startswith("#!"):
+        return None
+    command = head[0][2:].split()
+    if command == ["/bin/sh"]:
+        for line in head[1:4]:
+            if line.startswith("'''exec' "):
+                return Path(line.split()[1].strip('"'))
+    return Path(command[0]) if command and command[0].startswith("/") else None
+
+
+def execution_chain(executable: Path) -> list[tuple[str, str]]:
+    """(path, what it is) for each file the kernel opens to run `executable` as ExecStart: the
+    file, every file its symlinks lead through, and the same for its #! interpreter."""
+    chain = [(str(executable), "the unit's ExecStart")]
+    chain += [(hop, f"what {executable} links to") for hop in _links(executable)]
+    interpreter = interpreter_of(executable)
+    if interpreter is not None:
+        chain.append((str(interpreter), f"the Python that {executable} runs, by its #! line"))
+        chain += [(hop, f"the Python that {executable} runs: {interpreter} links to it")
+                  for hop in _links(interpreter)]
+    return chain
+
+
+def _links(path: Path, limit: int = 40) -> list[str]:
+    """Where the symlink `path` leads, hop by hop, ending at the real file (its folders'
+    symlinks resolved too); empty for a path that is no symlink."""
+    hops: list[str] = []
+    current = str(path)
+    while os.path.islink(current) and len(hops) < limit:
+        current = os.path.normpath(os.path.join(os.path.dirname(current),
+                                                os.readlink(current)))
+        hops.append(current)
+    real = os.path.realpath(path)
+    if real != str(path) and (not hops or hops[-1] != real):
+        hops.append(real)
+    return hops
+
+
+
 class Installer:
     """Plans and carries out install/uninstall under `root`."""
 
     def __init__(self, root: Path, *, dry_run: bool, executable: Path | None = None,
-                 out=None) -> None:
+                 out=None, allow_hidden_path: bool = False) -> None:
         self.root = root
         self.dry_run = dry_run
         self.executable = executable or current_executable()
         self.out = out or sys.stdout
         self.live_system = root.resolve() == Path("/")
+        self.allow_hidden_path = allow_hidden_path
 
     # --- install -----------------------------------------------------------------------------
 
     def install(self) -> None:
-        self._warn_about_home()
         unit_dir = self.root / UNIT_DIR
-        self._file(unit_dir / SERVICE, render_unit(self.executable), replace=True)
+        unit = render_unit(self.executable)
+        if not self._check_executable_is_visible(unit):
+            self._warn_about_home()
+        self._file(unit_dir / SERVICE, unit, replace=True)
         dropin = unit_dir / f"{SERVICE}.d" / "jetson.conf"
         if is_jetson(self.root):
             self._file(dropin, shipped_text("stylecast.systemd", "jetson.conf"), replace=True)
@@ -131,11 +251,32 @@ class Installer:
         if not self.dry_run:
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
 
+    def _check_executable_is_visible(self, unit: str) -> bool:
+        """ConfigError (exit 78) if the unit hides a file its ExecStart needs to run; with
+        --allow-hidden-path a warning instead, and True."""
+        dropins = sorted((self.root / UNIT_DIR / f"{SERVICE}.d").glob("*.conf"))
+        settings = service_settings([unit] + [d.read_text(encoding="utf-8") for d in dropins])
+        hidden = hidden_paths(settings)
+        for path, what in execution_chain(self.executable):
+            for folder, setting in hidden:
+                if not _under(path, folder):
+                    continue
+                problem = (f"{path} ({what}) is under {folder}, which {setting} hides from "
+                           "the service: it would not start")
+                if not self.allow_hidden_path:
+                    raise ConfigError(f"{problem}: {FIX}")
+                print(f"warning: {problem}; installing anyway (--allow-hidden-path)",
+                      file=sys.stderr)
+                return True
+        return False
+
     def _warn_about_home(self) -> None:
+        """A home folder the unit does not hide (a drop-in's ProtectHome=read-only or no) is
+        still usually private (0700) to the service's dynamic user."""
         if str(self.executable).startswith(HOME_PREFIXES):
             print(f"warning: {self.executable} is under a home folder, which the service's "
-                  "user cannot read (ProtectHome=yes): create the venv under /opt, e.g. "
-                  "python3 -m venv /opt/stylecast", file=sys.stderr)
+                  f"user usually cannot read: create the venv under /opt, e.g. "
+                  f"python3 -m venv {SUGGESTED_VENV}", file=sys.stderr)
 
     # --- uninstall ---------------------------------------------------------------------------
 

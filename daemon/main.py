@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from stylecast.core.cli_parser import CommandParser
 from stylecast.core.errors import EX_OK, run_cli
 
 PROG = "stylecastd"
@@ -18,7 +19,7 @@ LOG_LEVELS = ["debug", "info", "warning", "error"]
 def build_parser() -> argparse.ArgumentParser:
     from stylecast.daemon.config import DEFAULT_CONFIG, DEFAULT_PUBLISH
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG,
         description="Capture camera frames, stylize them and publish them over ZeroMQ. "
         "Flags override the config file; with neither, the built-in test:// pattern is "
@@ -47,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (install, uninstall):
         sub.add_argument("--dry-run", action="store_true", help="print what would be done")
         sub.add_argument("--root", type=Path, metavar="DIR", default=Path("/"),
-                         help="install under this root instead of / (systemd is not touched)")
+                         help="work under this root (an image) instead of /: no running "
+                         "systemd is touched; the service is enabled (or disabled) there by "
+                         "`systemctl --root=DIR`, which only adds (or removes) a symlink in DIR")
+    install.add_argument("--allow-hidden-path", action="store_true",
+                         help="install even if the unit hides stylecastd or its Python "
+                         "(ProtectHome=, PrivateTmp=: e.g. a venv under /home, /root or /tmp) "
+                         "from the service, which then cannot start; for a unit relaxed by "
+                         "your own drop-in or an image laid out differently")
     uninstall.add_argument("--purge", action="store_true",
                            help="also remove /etc/stylecast and /var/lib/stylecast")
     return parser
@@ -74,7 +82,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 def run_install(args: argparse.Namespace) -> int:
     from stylecast.daemon.install import Installer
 
-    installer = Installer(args.root, dry_run=args.dry_run)
+    installer = Installer(args.root, dry_run=args.dry_run,
+                          allow_hidden_path=getattr(args, "allow_hidden_path", False))
     if args.command == "install":
         installer.install()
     else:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from stylecast.core.errors import StylecastError
+from stylecast.core.sizes import size_json, size_text
 from stylecast.daemon.config import DaemonConfig
 from stylecast.daemon.publisher import Publisher
 from stylecast.daemon.slots import LatestSlots
@@ -105,6 +106,8 @@ class SourceHealth:
     def as_dict(self) -> dict[str, Any]:
         return {"uri": self.uri, "state": self.current_state(), "reopens": self.reopens,
                 "stalls": self.stalls, "last_error": self.last_error,
+                "size": size_json(*self.frame_size) if self.frame_size else None,
+                # Deprecated, [height, width]: protocol v1 never removes a key.
                 "frame_size": list(self.frame_size) if self.frame_size else None,
                 "seconds_since_frame": round(self.seconds_since_frame(), 3)}
 
@@ -252,8 +255,8 @@ class Pipeline:
         if self.health.frame_size is not None and size != self.health.frame_size:
             # Deliberate: such a frame is stylized and published at its own size (the engine
             # fits it to what the model takes, and headers carry each frame's width and height).
-            log.warning("source frame size changed from %dx%d to %dx%d (width x height)",
-                        self.health.frame_size[1], self.health.frame_size[0], size[1], size[0])
+            log.warning("source frame size changed from %s to %s",
+                        size_text(*self.health.frame_size), size_text(*size))
         self.health.state = "running"
         self.health.last_frame_at = time.monotonic()
         self.health.frame_size = size

@@ -26,6 +26,7 @@ import enum
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,9 @@ STATUS_INTERVAL_S = 1.0
 HUNG_READ_GRACE_S = 10.0
 # Building a TensorRT engine takes minutes: ask systemd for this much more start time at a time.
 EXTEND_TIMEOUT_S = 60.0
+# The port the start-up hint suggests for `stylecast-sub --http` (the README's), or the next free.
+HINT_PORT = 8080
+HINT_PORT_TRIES = 10
 REBIND_ATTEMPTS = 20  # zmq unbinds asynchronously: a reload may have to wait for its own port
 
 
@@ -114,18 +118,14 @@ class Daemon:
         pipeline.engine_notify = self._engine_building
         self.style_book, self.pipeline = styles, pipeline
         pipeline.start()
-        log.info("publishing on %s%s; control on %s; style '%s'",
-                 ", ".join(self.publisher.endpoints), " (CURVE)" if self.curve else "",
-                 self.control.endpoint, styles.active_name)
-        log.info("watch it: stylecast-sub %s --http 127.0.0.1:8080, then open "
-                 "http://127.0.0.1:8080/", self.publisher.endpoints[0])
         try:
             return self._supervise(pipeline)
         finally:
             pipeline.stop()
 
     def _supervise(self, pipeline: Pipeline) -> PipelineEnd:
-        self.heartbeat = Heartbeat(self.notifier, pipeline, lambda: self._switching)
+        self.heartbeat = Heartbeat(self.notifier, pipeline, lambda: self._switching,
+                                   on_ready=self._announce)
         while True:
             self.control.serve_once(CONTROL_POLL_MS)
             if self._requested == "stop":
@@ -144,6 +144,17 @@ class Daemon:
                 return PipelineEnd.STOPPED
             self._check_hung_read(pipeline)
             self.heartbeat.beat()
+
+    def _announce(self) -> None:
+        """Where to watch: said once the first frame is out, so never for a source that does
+        not open (and the hint's port is one that is free now)."""
+        log.info("publishing on %s%s; control on %s; style '%s'",
+                 ", ".join(self.publisher.endpoints), " (CURVE)" if self.curve else "",
+                 self.control.endpoint, self.style_book.active_name)
+        port = free_local_port()
+        if port is not None:
+            log.info("watch it: stylecast-sub %s --http 127.0.0.1:%d, then open "
+                     "http://127.0.0.1:%d/", self.publisher.endpoints[0], port, port)
 
     def _check_hung_read(self, pipeline: Pipeline) -> None:
         since = pipeline.health.reading_since
@@ -322,10 +333,12 @@ class Heartbeat:
     out, WATCHDOG=1 while frames flow, STATUS= about once a second."""
 
     def __init__(self, notifier: SystemdNotifier, pipeline: Pipeline,
-                 activity: Callable[[], str | None]) -> None:
+                 activity: Callable[[], str | None],
+                 on_ready: Callable[[], None] = lambda: None) -> None:
         self.notifier = notifier
         self.pipeline = pipeline
         self.activity = activity  # e.g. a style switch under way, added to STATUS=
+        self.on_ready = on_ready
         self.ready = False
         self.watchdog = WatchdogFeeder(notifier.watchdog_interval_s)
         self.next_status = time.monotonic()
@@ -336,6 +349,7 @@ class Heartbeat:
             self.ready = True
             self.notifier.ready(status_line(pipeline))
             log.info("first frame published: ready")
+            self.on_ready()
         progress = progress_count(pipeline)
         if self.watchdog.due() and progress != self.watchdog.last_progress:
             self.watchdog.fed(progress)
@@ -384,6 +398,19 @@ def status_line(pipeline: Pipeline) -> str:
         return f"paused (style {style})"
     fps = pipeline.stats.fps["publish"].rate()
     return f"{fps:.1f} fps, style {style}"
+
+
+def free_local_port(first: int = HINT_PORT, tries: int = HINT_PORT_TRIES) -> int | None:
+    """A loopback TCP port nothing holds right now: `first` or one of the next few, else one
+    the OS picks; None if not even that binds."""
+    for port in [*range(first, first + tries), 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    return None
 
 
 def _retry_bind(make):

@@ -6,14 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
+from stylecast.core.cli_parser import CommandParser
 from stylecast.core.cli_types import image_size, positive_int
 from stylecast.core.errors import run_cli
+from stylecast.core.sizes import size_text
 
 PROG = "stylecast-export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG,
         description="Export checkpoints to ONNX carrying the stylecast artifact contract, "
         "quantize them, compare them, and build TensorRT engines.",
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.onnx")
     shape = onnx.add_mutually_exclusive_group()
     shape.add_argument("--size", type=image_size, metavar="HxW",
-                       help="static input size, e.g. 480x640 (default: dynamic)")
+                       help="static input size, height x width: 480x640 is 640 wide, 480 high "
+                       "(default: dynamic)")
     shape.add_argument("--dynamic", action="store_true",
                        help="dynamic height and width, multiples of 4 (the default)")
     onnx.add_argument("--float-io", action="store_true",
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "like '*/up.1/*'; 'none' = quantize all (default: high-res for cpu, "
                           "first,last for tensorrt)")
     quantize.add_argument("--calib-size", type=image_size, metavar="HxW",
-                          help="calibration crops for dynamic models (default 256x256)")
+                          help="calibration crops for dynamic models, height x width "
+                          "(default 256x256)")
     quantize.add_argument("--images", type=Path, metavar="DIR",
                           help="held-out photos for the report (default: scikit-image's)")
     quantize.add_argument("--threads", type=positive_int, metavar="N",
@@ -80,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.engine")
     engine.add_argument("--precision", choices=["fp16", "int8"], required=True)
     engine.add_argument("--size", type=image_size, metavar="HxW",
-                        help="input size to optimize for (dynamic models)")
+                        help="input size to optimize for (dynamic models), height x width")
     engine.add_argument("--max-size", type=image_size, metavar="HxW",
-                        help="largest input a dynamic model's engine accepts")
+                        help="largest input a dynamic model's engine accepts, height x width")
     engine.add_argument("--workspace", type=positive_int, default=1024, metavar="MiB",
                         help="builder workspace pool limit (default 1024)")
     engine.add_argument("--timing-cache", type=Path, metavar="PATH",
@@ -98,8 +102,8 @@ def _onnx(args: argparse.Namespace) -> int:
 
     result = export_onnx(args.checkpoint, args.output, size=args.size, float_io=args.float_io,
                          images=args.images)
-    shape = "dynamic HxW" if result.contract.is_dynamic else (
-        f"{result.contract.height}x{result.contract.width}")
+    contract = result.contract
+    shape = "dynamic size" if contract.is_dynamic else size_text(contract.height, contract.width)
     print(f"{result.path}: {result.size_bytes / 1e6:.2f} MB, {shape}, style "
           f"{result.contract.style!r}, preset {result.contract.preset}; ONNX Runtime vs PyTorch: "
           f"{result.comparison.summary()}")

@@ -19,6 +19,7 @@ import torch
 from stylecast.core.artifact import Contract, TensorSpec, write_onnx_metadata
 from stylecast.core.atomic import atomic_path, check_writable
 from stylecast.core.errors import InputError, StylecastError
+from stylecast.core.sizes import size_flag_text
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
 from stylecast.export.deploy_model import Uint8ImageModel, fold_batchnorm, weights_sha256
 from stylecast.export.verification import Comparison, compare, load_images, torch_runner
@@ -50,8 +51,8 @@ def export_onnx(checkpoint: Path, output: Path, *, size: tuple[int, int] | None 
                 float_io: bool = False, images: Path | None = None) -> ExportResult:
     """Export `checkpoint`; `size` (H, W) makes a static model, None a dynamic one."""
     if size is not None and (size[0] % SIZE_MULTIPLE or size[1] % SIZE_MULTIPLE):
-        raise InputError(f"--size {size[0]}x{size[1]}: height and width must be multiples of "
-                         f"{SIZE_MULTIPLE}")
+        raise InputError(f"--size {size_flag_text(*size)}: height and width must be "
+                         f"multiples of {SIZE_MULTIPLE}")
     check_writable(output)
     generator, info = load_generator(checkpoint)
     contract = make_contract(info, weights_sha256(generator), size, float_io)
@@ -67,7 +68,7 @@ def export_onnx(checkpoint: Path, output: Path, *, size: tuple[int, int] | None 
         raise VerificationFailed(
             f"{output}: not written: ONNX Runtime disagrees with PyTorch ({comparison.summary()};"
             f" need PSNR >= {MIN_PSNR_DB:g} dB and max error <= {MAX_ABS_ERROR})")
-    with atomic_path(output) as tmp:
+    with atomic_path(output, size_hint=len(data)) as tmp:
         tmp.write_bytes(data)
     return ExportResult(output, contract, comparison, len(data))
 

@@ -43,6 +43,7 @@ from stylecast.core.artifact import Contract, read_onnx_contract, write_onnx_met
 from stylecast.core.atomic import atomic_path, check_writable
 from stylecast.core.errors import ArtifactError, InputError, StylecastError
 from stylecast.core.layouts import LAYOUTS
+from stylecast.core.sizes import size_flag_text, size_json, size_text
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine, to_model_input
 from stylecast.export.verification import Comparison, compare, load_images
 
@@ -123,7 +124,7 @@ class QuantizeResult:
             f"{quality.psnr_mean:.2f} dB, min {quality.psnr_min:.2f} dB (target >= "
             f"{TARGET_PSNR_DB[self.precision]:g} dB), SSIM {quality.ssim_mean:.4f}, max abs "
             f"error {quality.max_abs_error}",
-            f"  ONNX Runtime CPU, {self.threads} threads, {height}x{width}: "
+            f"  ONNX Runtime CPU, {self.threads} threads, {size_text(height, width)}: "
             f"{self.latency_ms:.2f} ms vs FP32 {self.fp32_latency_ms:.2f} ms "
             f"({self.speedup:.2f}x {'faster' if self.speedup >= 1 else 'the speed'})",
         ])
@@ -134,7 +135,7 @@ class QuantizeResult:
             "size_bytes": self.size_bytes, "fp32_size_bytes": self.fp32_size_bytes,
             "comparison": self.comparison.as_dict(), "latency_ms": self.latency_ms,
             "fp32_latency_ms": self.fp32_latency_ms, "speedup": self.speedup,
-            "threads": self.threads, "input_size": list(self.input_size),
+            "threads": self.threads, "input_size": size_json(*self.input_size),
         }
 
 
@@ -367,13 +368,13 @@ def _calibration_size(contract: Contract, calib_size: tuple[int, int] | None) ->
     static = _static_size(contract)
     if static is not None:
         if calib_size is not None and tuple(calib_size) != static:
-            raise InputError(f"--calib-size {calib_size[0]}x{calib_size[1]}: the model's input "
-                             f"is fixed at {static[0]}x{static[1]}")
+            raise InputError(f"--calib-size {size_flag_text(*calib_size)}: the model's input "
+                             f"is fixed at {size_flag_text(*static)}")
         return static
     height, width = calib_size or DEFAULT_CALIB_SIZE
     if height % contract.size_multiple or width % contract.size_multiple:
-        raise InputError(f"--calib-size {height}x{width}: height and width must be multiples "
-                         f"of {contract.size_multiple}")
+        raise InputError(f"--calib-size {size_flag_text(height, width)}: height and width "
+                         f"must be multiples of {contract.size_multiple}")
     return height, width
 
 
@@ -411,7 +412,7 @@ def _evaluate_and_write(source: Path, output: Path, model: onnx.ModelProto, cont
     if comparison.psnr_mean < TARGET_PSNR_DB[precision]:
         log.warning("%s: PSNR to FP32 %.2f dB is below the %g dB aimed for", output,
                     comparison.psnr_mean, TARGET_PSNR_DB[precision])
-    with atomic_path(output) as tmp:
+    with atomic_path(output, size_hint=len(data)) as tmp:
         tmp.write_bytes(data)
     return QuantizeResult(
         path=output, precision=precision, size_bytes=len(data),

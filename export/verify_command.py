@@ -17,6 +17,7 @@ from typing import Any
 
 from stylecast.core.artifact import Contract, read_onnx_metadata, sidecar_path
 from stylecast.core.errors import ArtifactError, InputError
+from stylecast.core.sizes import size_json, size_text
 from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
 from stylecast.export.deploy_model import Uint8ImageModel, weights_sha256
 from stylecast.export.verification import Runner, compare, load_images, torch_runner
@@ -39,7 +40,8 @@ def runner_for(path: Path, size: Size | None) -> tuple[Runner, dict[str, Any]]:
         runner, about = _onnx_runner(path)
     static = _static_size(about)
     if size is not None and static is not None and static != tuple(size):
-        raise InputError(f"{path}: a static {_hw(static)} model cannot run {_hw(size)} images")
+        raise InputError(f"{path}: a static {size_text(*static)} model cannot run "
+                         f"{size_text(*size)} images")
     return runner, about
 
 
@@ -54,7 +56,7 @@ def verify(a: Path, b: Path, images: Path | None) -> dict[str, Any]:
         "b": about_b,
         **comparison.as_dict(),  # images, psnr_mean, psnr_min, ssim_mean, max_abs_error
         "same_weights": about_a["weights_sha256"] == about_b["weights_sha256"],
-        "size": list(size) if size else None,
+        "size": size_json(*size) if size else None,
     }
 
 
@@ -73,12 +75,13 @@ def format_report(report: dict[str, Any]) -> str:
     rows = [("", "A", "B"), ("path", a["path"], b["path"]), ("kind", a["kind"], b["kind"])]
     for key in ("style", "preset", "precision"):
         rows.append((key, a.get(key) or "-", b.get(key) or "-"))
-    rows.append(("size", _size_text(a), _size_text(b)))
+    rows.append(("size", _about_size_text(a), _about_size_text(b)))
     same = "same" if report["same_weights"] else "different"
     rows.append(("weights", a["weights_sha256"][:12], f"{b['weights_sha256'][:12]} ({same})"))
     width_a = max(len(str(row[1])) for row in rows)
     lines = [f"{key:<10}{left!s:<{width_a + 2}}{right}".rstrip() for key, left, right in rows]
-    at = "x".join(map(str, report["size"])) if report["size"] else "their own sizes (dynamic)"
+    size = report["size"]
+    at = size_text(size["height"], size["width"]) if size else "their own sizes (dynamic)"
     lines.append(
         f"B vs A on {report['images']} images at {at}: PSNR mean {_db(report['psnr_mean'])}, "
         f"min {_db(report['psnr_min'])}, SSIM {report['ssim_mean']:.4f}, "
@@ -148,8 +151,9 @@ def _shared_size(a: Path, about_a: dict[str, Any], b: Path,
                  about_b: dict[str, Any]) -> Size | None:
     size_a, size_b = _static_size(about_a), _static_size(about_b)
     if size_a and size_b and size_a != size_b:
-        raise InputError(f"{a} is static {_hw(size_a)} but {b} is static {_hw(size_b)}; "
-                         "compare models of the same size, or one with dynamic H/W")
+        raise InputError(f"{a} is static {size_text(*size_a)} but {b} is static "
+                         f"{size_text(*size_b)}; compare models of the same size, or one with "
+                         "dynamic height and width")
     return size_a or size_b
 
 
@@ -159,13 +163,9 @@ def _static_size(about: dict[str, Any]) -> Size | None:
     return about["height"], about["width"]
 
 
-def _hw(size: Size) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
-def _size_text(about: dict[str, Any]) -> str:
+def _about_size_text(about: dict[str, Any]) -> str:
     size = _static_size(about)
-    return _hw(size) if size else "dynamic"
+    return size_text(*size) if size else "dynamic"
 
 
 def _db(value: float | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stylecast.core.errors import ConfigError
+from stylecast.core.sizes import size_text
 
 PROTOCOL_VERSION = 1
 STYLIZED = b"stylized"
@@ -102,7 +103,8 @@ def decode_image(header: dict[str, Any], payload: bytes | memoryview) -> np.ndar
     else:
         raise ValueError(f"unknown frame format {fmt!r}")
     if image.shape != (height, width, 3):
-        raise ValueError(f"payload is {image.shape}, header says {height}x{width}x3")
+        raise ValueError(f"payload has shape {image.shape}; the header's "
+                         f"{size_text(height, width)} needs {(height, width, 3)}")
     return image
 
 

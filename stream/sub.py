@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from stylecast.core.cli_parser import CommandParser
 from stylecast.core.cli_types import positive_int, positive_seconds
 from stylecast.core.errors import ConfigError, StylecastError, run_cli
+from stylecast.core.sizes import size_text
 from stylecast.stream.client import Frame, Subscriber
 from stylecast.stream.meters import LatencyWindow
 from stylecast.stream.outputs.browser import LatestJpeg, MjpegServer, parse_host_port
@@ -42,7 +44,7 @@ def host_port(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG,
         description="Subscribe to a stylecastd frame stream: measure it (fps, frame age, seq "
         "gaps), serve it to browsers, record it or show it. --json prints one JSON object per "
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve a live MJPEG page (port 0: any free port)")
     parser.add_argument("--record", type=Path, metavar="PATH",
                         help="a .mp4/.avi/.mkv video file, or a folder for numbered PNGs")
+    parser.add_argument("--duration", type=positive_seconds, metavar="S",
+                        help="stop S seconds after the first frame (with --record: record S "
+                        "seconds, finish the file and exit 0)")
     parser.add_argument("--show", action="store_true", help="open a window (needs a display)")
     parser.add_argument("--server-key", type=Path, metavar="FILE",
                         help="CURVE: the daemon's public key file (with --client-key)")
@@ -107,10 +112,15 @@ def consume(args: argparse.Namespace) -> int:
 def receive(subscriber: Subscriber, tally: Tally, outputs: Outputs,
             args: argparse.Namespace) -> None:
     idle_deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    stop_at = None  # --duration: counted from the first frame
     while args.count is None or tally.frames < args.count:
         wait = WAIT_SLICE_S
         if idle_deadline is not None:
             wait = max(0.0, min(wait, idle_deadline - time.monotonic()))
+        if stop_at is not None:
+            if time.monotonic() >= stop_at:
+                return
+            wait = max(0.0, min(wait, stop_at - time.monotonic()))
         try:
             frame = subscriber.next(wait)
         except TimeoutError:
@@ -118,6 +128,11 @@ def receive(subscriber: Subscriber, tally: Tally, outputs: Outputs,
                 raise StylecastError(f"no frame from {args.endpoint} within {args.timeout:g} s"
                                      f"{_handshake_hint(subscriber)}") from None
             frame = None
+        if frame is not None and args.duration is not None:
+            if stop_at is None:
+                stop_at = time.monotonic() + args.duration
+            elif time.monotonic() >= stop_at:
+                return  # this frame came after the end
         if frame is not None:
             if idle_deadline is not None:
                 idle_deadline = time.monotonic() + args.timeout
@@ -198,7 +213,7 @@ class Tally:
             self.last.header
         return (f"{clock} {stats['fps']:5.1f} fps  age p50 {_ms(ages['p50'])} "
                 f"p95 {_ms(ages['p95'])}  gaps {stats['gaps']}  skipped {stats['skipped']}  "
-                f"{header['width']}x{header['height']} {header['format']} "
+                f"{size_text(header['height'], header['width'])} {header['format']} "
                 f"{len(self.last.payload) / 1024:.1f} KiB  style {header.get('style')}")
 
 
@@ -249,6 +264,8 @@ class Outputs:
         if self.server is not None:
             self.server.start()
             print(f"serving {self.server.url}", file=sys.stderr, flush=True)
+        if self.recorder is not None:
+            print(self.recorder.describe(), file=sys.stderr, flush=True)
 
     def http_stats(self) -> dict[str, Any]:
         header = self._last_header
@@ -275,7 +292,9 @@ class Outputs:
         if self.server is not None:
             self.server.close()
         if self.recorder is not None:
-            self.recorder.close(completed)
+            said = self.recorder.close(completed)
+            if self.subscriber is not None:  # it said where it records: now say what it wrote
+                print(said or "recorded nothing: no frame arrived", file=sys.stderr, flush=True)
         if self.window is not None:
             self.window.close()
 

@@ -7,7 +7,10 @@
      "options": {...}}                   # the resolved training options, for the record
 
 Files are written atomically (temp file + rename) and read with torch.load(weights_only=True):
-a checkpoint can carry tensors and plain values, never code.
+a checkpoint can carry tensors and plain values, never code. A full disk while saving is one
+DiskFullError line (file, size needed, space free; exit 1), and the previous file stays whole.
+A nano run's checkpoint is about 69 MB: its two discriminators (11 MB each) and their Adam
+moments (44 MB) dwarf the 0.34 MB generator.
 """
 
 from __future__ import annotations
@@ -56,8 +59,11 @@ def save_checkpoint(
         "train_state": train_state,
         "options": options,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path, size_hint=_tensor_bytes(payload)) as tmp, open(tmp, "wb") as f:
+        # Into a Python file object, not a path: on a full disk torch's own C++ writer reports
+        # only "unexpected pos ..."; through Python the ENOSPC OSError is the RuntimeError's
+        # cause, which atomic_path turns into one DiskFullError line (old checkpoint untouched).
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -117,6 +123,17 @@ def generator_from_payload(payload: dict[str, Any],
         raise InputError(f"{path}: generator weights do not fit preset {info.preset!r} "
                          f"({_first_line(err)})") from None
     return generator.eval(), info
+
+
+def _tensor_bytes(value: Any) -> int:
+    """The bytes of every tensor in a payload: about the size of its checkpoint file."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
 
 
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

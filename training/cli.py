@@ -7,14 +7,16 @@ import json
 import logging
 from pathlib import Path
 
+from stylecast.core.cli_parser import CommandParser
 from stylecast.core.cli_types import image_size, positive_int
 from stylecast.core.errors import run_cli
+from stylecast.core.sizes import size_text
 
 PROG = "stylecast-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG,
         description="Train compact style-transfer generators. RUN/last.ckpt is always the newest "
         "checkpoint of a run.",
@@ -23,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", help="table of generator presets: params, GMACs")
     presets.add_argument("--size", type=image_size, default=(256, 256), metavar="HxW",
-                         help="input size the GMACs are computed at (default 256x256)")
+                         help="input size the GMACs are computed at, height x width "
+                         "(default 256x256)")
     presets.add_argument("--json", action="store_true", help="one JSON object per preset")
     presets.set_defaults(run=_presets)
 
@@ -40,12 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(run=_fit)
 
     distill = commands.add_parser(
-        "distill", help="distill a large teacher generator into a compact student",
-        description="Teach a compact student to imitate a teacher: a stylecast checkpoint or a "
-        "pytorch-CycleGAN-and-pix2pix ResnetGenerator state dict (e.g. latest_net_G_A.pth).",
+        "distill", help="distill a teacher (a model, a built-in style or a painting) into a "
+        "compact student",
+        description="Teach a compact student to imitate a teacher: a stylecast checkpoint, a "
+        "pytorch-CycleGAN-and-pix2pix ResnetGenerator state dict (latest_net_G_A.pth), any "
+        "image-to-image ONNX model, one of Magenta's 26 styles (multistyle:N, or a blend "
+        "multistyle:3=0.5,12=0.5), or any painting (--style-image). Teacher options: the "
+        "[teacher] section (--set teacher.KEY=VALUE); see docs/training.md.",
     )
-    distill.add_argument("--teacher", type=Path, required=True, metavar="CKPT",
-                         help="stylecast checkpoint or pytorch-CycleGAN-and-pix2pix state dict")
+    teacher = distill.add_mutually_exclusive_group(required=True)
+    teacher.add_argument("--teacher", metavar="TEACHER",
+                         help="CKPT, PTH or ONNX file, or multistyle:N[=W,...]")
+    teacher.add_argument("--style-image", type=Path, metavar="FILE",
+                         help="a painting whose style to learn (Magenta arbitrary stylization)")
     distill.add_argument("--content", type=Path, required=True, metavar="DIR")
     _add_run_options(distill)
     distill.set_defaults(run=_distill)
@@ -58,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", type=Path, metavar="CKPT")
     evaluate.add_argument("--content", type=Path, required=True, metavar="DIR")
     evaluate.add_argument("--style", type=Path, required=True, metavar="DIR")
-    evaluate.add_argument("--teacher", type=Path, metavar="CKPT",
-                          help="also report PSNR/SSIM of the outputs to this teacher's")
+    evaluate.add_argument("--teacher", metavar="TEACHER",
+                          help="also report PSNR/SSIM of the outputs to this teacher's renders "
+                          "(any --teacher value of distill)")
     evaluate.add_argument("--size", type=image_side, default=256, metavar="PX",
                           help="square evaluation size (default 256)")
     evaluate.add_argument("--limit", type=at_least_two, default=100, metavar="N",
@@ -119,7 +130,7 @@ def _presets(args: argparse.Namespace) -> int:
             print(json.dumps({"preset": row.name, "params": row.params, "gmacs": row.gmacs,
                               "height": row.height, "width": row.width}))
         return 0
-    print(f"{'preset':<8} {'params':>10} {f'GMAC@{height}x{width}':>14}")
+    print(f"{'preset':<8} {'params':>10} {f'GMAC@{size_text(height, width)}':>14}")
     for row in rows:
         print(f"{row.name:<8} {row.params / 1e6:>9.3f}M {row.gmacs:>14.3f}")
     return 0

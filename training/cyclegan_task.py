@@ -13,31 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylecast.training.discriminator import PatchDiscriminator
+from stylecast.training.builders import adam, build_discriminator, optional_perceptual
 from stylecast.training.losses import GANLoss, ImagePool, cycle_loss, identity_loss
 from stylecast.training.options import TrainOptions
 from stylecast.training.presets import build_generator
 from stylecast.training.runtime import Runtime, prepare, unwrap
 from stylecast.training.temporal import temporal_loss
-from stylecast.training.vgg import PerceptualLoss, load_vgg16
-
-
-def build_discriminator(options: TrainOptions) -> PatchDiscriminator:
-    d = options.discriminator
-    return PatchDiscriminator(channels=d.channels, n_layers=d.layers,
-                              spectral_norm=d.spectral_norm)
-
-
-def adam(parameters, options: TrainOptions) -> torch.optim.Adam:
-    return torch.optim.Adam(parameters, lr=options.optim.lr, betas=options.optim.betas)
-
-
-def optional_perceptual(options: TrainOptions, runtime: Runtime) -> PerceptualLoss | None:
-    if not options.needs_vgg():
-        return None
-    from pathlib import Path
-
-    return PerceptualLoss(load_vgg16(Path(options.loss.vgg_weights))).to(runtime.device)
 
 
 class CycleGANTask:

@@ -126,6 +126,11 @@ class ImageFolder(Dataset[torch.Tensor]):
         return torch.stack([fixed[i] for i in range(min(count, len(self)))])
 
     def __getitem__(self, index: int) -> torch.Tensor:
+        return self._transform(self.decoded(index, self.load_size)[1])
+
+    def decoded(self, index: int, min_side: int) -> tuple[Path, Image.Image]:
+        """Image `index` decoded upright (JPEGs at the smallest scale with both sides >=
+        min_side), and its path; the next image that decodes if this one no longer does."""
         count = len(self.paths)
         index = range(count)[index]  # IndexError past the end, as a sequence must
         for step in range(count):
@@ -133,18 +138,16 @@ class ImageFolder(Dataset[torch.Tensor]):
             if path in self._failed:
                 continue
             try:
-                image = _decode(path, min_side=self.load_size)
+                return path, _decode(path, min_side=min_side)
             except Exception as err:  # whatever Pillow raises, a long run must not die of it
                 self._failed.add(path)
                 logger.warning("%s image %s no longer decodes (%s); using the next image instead",
                                self.role, path, _reason(err))
-                continue
-            return self._transform(image)
         raise InputError(f"{self.role} folder {_show(self.folder)}: none of its images decodes "
                          f"any more")
 
     def _transform(self, image: Image.Image) -> torch.Tensor:
-        image = _resize_shorter_side(image, self.load_size)
+        image = resize_shorter_side(image, self.load_size)
         width, height = image.size
         if self.augment:
             top = int(torch.randint(height - self.size + 1, ()))
@@ -157,7 +160,7 @@ class ImageFolder(Dataset[torch.Tensor]):
         return image_to_tensor(np.array(image))[0].contiguous()
 
 
-def _resize_shorter_side(image: Image.Image, side: int) -> Image.Image:
+def resize_shorter_side(image: Image.Image, side: int) -> Image.Image:
     width, height = image.size
     scale = side / min(width, height)
     target = (max(side, round(width * scale)), max(side, round(height * scale)))

@@ -70,13 +70,17 @@ def _mean_flicker(generator: nn.Module, images: torch.Tensor, frames: int,
     return {key: sum(f[key] for f in figures) / len(figures) for key in figures[0]}
 
 
-def _teacher_agreement(path: Path, content: torch.Tensor, outputs: torch.Tensor,
+def _teacher_agreement(source: str, content: torch.Tensor, outputs: torch.Tensor,
                        device: torch.device) -> dict[str, float]:
     from stylecast.training import metrics
-    from stylecast.training.teacher import load_teacher
+    from stylecast.training.teachers.loader import load_teacher
 
-    teacher = load_teacher(path).model
-    teacher_outputs = _generate(teacher.to(device), content, device)
+    teacher = load_teacher(source)
+    module = teacher.feature_module()
+    if module is not None:
+        module.to(device)  # a torch teacher renders where its generator is
+    teacher_outputs = torch.cat([teacher.render(batch.to(device)).cpu()
+                                 for batch in _batches(content)])
     pairs = ((tensor_to_image(a), tensor_to_image(b)) for a, b in zip(outputs, teacher_outputs,
                                                                       strict=True))
     scores = metrics.mean_psnr_ssim(pairs)

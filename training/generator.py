@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stylecast.core.sizes import size_text
+
 SIZE_MULTIPLE = 4  # two stride-2 stages
 
 
@@ -119,5 +121,5 @@ def _check_input(x: torch.Tensor) -> None:
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
         raise ValueError(
             f"generator input height and width must be multiples of {SIZE_MULTIPLE}, "
-            f"got {height}x{width}"
+            f"got {size_text(height, width)}"
         )

@@ -1,4 +1,5 @@
-"""Adversarial and cycle losses for unpaired (CycleGAN-style) training, and the image history pool.
+"""Losses the training tasks share: adversarial; cycle and identity (unpaired, CycleGAN-style);
+image-gradient L1 (paired distillation); Gram matrices (style); and the image history pool.
 
 GANLoss takes raw discriminator logits (a PatchGAN map); both modes average over every patch:
 
@@ -95,3 +96,22 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Ten
 def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """L1 between G_AB(b) and b: a generator fed its own target domain should leave it alone."""
     return F.l1_loss(same, original)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C) channel co-activations, divided by C * H * W."""
+    n, c, h, w = features.shape
+    # float32 even under autocast: float16 sums of H*W products overflow.
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.reshape(n, c, h * w).float()
+        return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def gradient_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the horizontal and vertical pixel differences of two images: edges and fine
+    texture, which plain L1 lets blur, weigh as much as flat colour."""
+    def differences(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+    (out_x, out_y), (want_x, want_y) = differences(output), differences(target.detach())
+    return 0.5 * (F.l1_loss(out_x, want_x) + F.l1_loss(out_y, want_y))

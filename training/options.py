@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stylecast.core.errors import ConfigError
 from stylecast.core.validation import NAME_PATTERN, describe
 from stylecast.training.generator import SIZE_MULTIPLE
+from stylecast.training.inception_loss import FEATURE_LAYERS, STYLE_LAYERS, check_layer
 from stylecast.training.presets import PRESETS
+from stylecast.training.teachers.options import TeacherOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,15 +58,34 @@ class OptimOptions(Section):
 
 class LossOptions(Section):
     gan: Literal["lsgan", "hinge"] = "lsgan"
-    adversarial: float = Field(1.0, ge=0)
+    adversarial: float = Field(1.0, ge=0, description="PatchGAN; in distill, renders are real")
     cycle: float = Field(10.0, ge=0)
     identity: float = Field(0.5, ge=0, description="times cycle, as in CycleGAN")
     temporal: float = Field(10.0, ge=0, description="flow-free temporal consistency; 0 = off")
-    output_l1: float = Field(10.0, ge=0, description="distillation: L1 to the teacher's output")
-    features: float = Field(1.0, ge=0, description="distillation: intermediate features")
+    output_l1: float = Field(10.0, ge=0, description="distill: L1 to the teacher's render")
+    gradient_l1: float = Field(10.0, ge=0,
+                               description="distill: L1 between image gradients (edges)")
+    inception_features: float = Field(
+        1.0, ge=0, description="distill: InceptionV3 feature loss to the render (per-layer "
+        "normalised)")
+    inception_gram: float = Field(
+        1.0, ge=0, description="distill: InceptionV3 Gram (style) loss to the render")
+    inception_feature_layers: list[str] = Field(default_factory=lambda: list(FEATURE_LAYERS))
+    inception_gram_layers: list[str] = Field(default_factory=lambda: list(STYLE_LAYERS))
+    inception_size: int = Field(0, ge=0, description="shorter side the Inception losses see; "
+                                "0 = the crop as it is")
+    features: float = Field(0.0, ge=0, description="distill, torch teachers: intermediate "
+                            "features through 1x1 convs (GAN Compression); 0 = off")
     content: float = Field(0.0, ge=0, description="VGG-16 perceptual loss (needs vgg_weights)")
     style: float = Field(0.0, ge=0, description="VGG-16 Gram style loss (needs vgg_weights)")
     vgg_weights: str = Field("", description="local torchvision-layout VGG-16 state dict")
+
+    @field_validator("inception_feature_layers", "inception_gram_layers")
+    @classmethod
+    def _known_layers(cls, layers: list[str]) -> list[str]:
+        for name in layers:
+            check_layer(name)
+        return layers
 
 
 class DiscriminatorOptions(Section):
@@ -72,6 +93,19 @@ class DiscriminatorOptions(Section):
     layers: int = Field(3, ge=1)
     spectral_norm: bool = True
     pool: int = Field(50, ge=0, description="image pool size (0 = off)")
+
+
+class DistillOptions(Section):
+    scales: list[int] = Field(
+        default_factory=lambda: [360, 480, 720], min_length=1,
+        description="shorter sides the photos are rendered at (each >= data.size)")
+    variants: int = Field(2, ge=1, description="renders per photo and scale: the photo, then "
+                          "flipped and colour-jittered versions")
+    jitter: float = Field(0.3, ge=0, le=1, description="strength of the colour jitter")
+    ema: float = Field(0.995, ge=0, lt=1, description="decay of the weight average that is "
+                       "deployed; 0 = deploy the raw student")
+    memory_mb: int = Field(1024, ge=0, description="photo+render pairs kept decoded in memory "
+                           "(per data-loading process); the rest is read from the cache")
 
 
 class RunOptions(Section):
@@ -89,16 +123,31 @@ class TrainOptions(Section):
     optim: OptimOptions = OptimOptions()
     loss: LossOptions = LossOptions()
     discriminator: DiscriminatorOptions = DiscriminatorOptions()
+    distill: DistillOptions = DistillOptions()
+    teacher: TeacherOptions = TeacherOptions()
     run: RunOptions = RunOptions()
 
     def needs_vgg(self) -> bool:
         return self.loss.content > 0 or self.loss.style > 0
 
+    def needs_inception(self) -> bool:
+        return self.loss.inception_features > 0 or self.loss.inception_gram > 0
+
+    def distill_problem(self) -> str | None:
+        """Why these options cannot distill, or None."""
+        small = [scale for scale in self.distill.scales if scale < self.data.size]
+        if small:
+            return (f"key 'distill.scales' = {self.distill.scales}: {small[0]} is smaller than "
+                    f"the crop (data.size = {self.data.size})")
+        return None
+
 
 def load_options(
-    config: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None
+    config: Path | None, overrides: dict[str, Any], base: dict[str, Any] | None = None,
+    mode: str = "fit",
 ) -> TrainOptions:
-    """Defaults <- base (a resumed run's options) <- TOML file <- overrides ("optim.steps")."""
+    """Defaults <- base (a resumed run's options) <- TOML file <- overrides ("optim.steps"),
+    checked for `mode` ("fit" or "distill")."""
     tree = copy.deepcopy(base) if base else {}
     if config:
         _merge(tree, read_toml(config))
@@ -112,6 +161,9 @@ def load_options(
     if options.needs_vgg() and not options.loss.vgg_weights:
         raise ConfigError(f"{source}: key 'loss.content'/'loss.style' > 0 needs "
                           "'loss.vgg_weights' (a local VGG-16 weights file)")
+    problem = options.distill_problem() if mode == "distill" else None
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     return options
 
 

@@ -8,13 +8,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from stylecast.core.errors import ConfigError, InputError
 from stylecast.core.validation import NAME_PATTERN
 from stylecast.training.checkpoint import LAST, load_checkpoint
-from stylecast.training.data import ContentImages, ImageFolder, UnpairedImages, infinite_batches
+from stylecast.training.data import ImageFolder, UnpairedImages, infinite_batches
 from stylecast.training.options import TrainOptions, load_options
+from stylecast.training.pairs import RenderedPairs
 from stylecast.training.runtime import Runtime, seed_everything, start_runtime, stop_runtime
 from stylecast.training.trainer import Trainer
 
@@ -33,14 +35,32 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def distill(args: argparse.Namespace) -> int:
-    from stylecast.training.teacher import load_teacher
+    from stylecast.training.teachers.loader import load_teacher, style_image_source
 
+    source = (args.teacher if args.style_image is None
+              else style_image_source(str(args.style_image)))
     options, payload = _options(args, mode="distill")
-    teacher = load_teacher(args.teacher)
-    log.info("teacher: %s (%s)", args.teacher, teacher.description)
+    teacher = load_teacher(source, options.teacher)
+    _record_teacher(options, payload, args.out / LAST, source, teacher.cache_key())
+    log.info("teacher: %s (%s)", source, teacher.description)
+    named_after = args.style_image or Path(args.teacher)
     style_name = (options.model.style_name or teacher.style
-                  or _as_name(Path(args.teacher).stem) or "style")
-    return _train(args, options, payload, style_name, teacher=teacher.model)
+                  or _as_name(named_after.stem) or "style")
+    return _train(args, options, payload, style_name, teacher=teacher)
+
+
+def _record_teacher(options: TrainOptions, payload: dict[str, Any] | None, last: Path,
+                    source: str, key: str) -> None:
+    """Write the teacher into the run's options; a resumed run must keep the teacher it had."""
+    recorded = (payload or {}).get("options", {}).get("teacher", {})
+    if recorded.get("key") and recorded["key"] != key:
+        from stylecast.training.teachers.loader import command_line
+
+        was = recorded.get("source", "")
+        raise InputError(f"{last}: the run distills {was!r}, not {source!r} (teacher keys "
+                         f"{recorded['key']} and {key}); resume with {command_line(was)} or "
+                         "choose another --out")
+    options.teacher.source, options.teacher.key = source, key
 
 
 def _train(args, options: TrainOptions, payload, style_name: str, teacher) -> int:
@@ -68,7 +88,7 @@ def _train_in(runtime: Runtime, args, options, payload, style_name, teacher) -> 
         log.info("%s", style.summary())
         dataset: Any = UnpairedImages(content, style)
     else:
-        dataset = ContentImages(content)
+        dataset = _rendered_pairs(runtime, options, content, teacher)
 
     seed_everything(options.run.seed)  # identical initial weights on every DDP rank
     task = (CycleGANTask(options, runtime) if teacher is None
@@ -99,6 +119,25 @@ def _train_in(runtime: Runtime, args, options, payload, style_name, teacher) -> 
     return 0
 
 
+def _rendered_pairs(runtime: Runtime, options: TrainOptions, content: ImageFolder,
+                    teacher) -> RenderedPairs:
+    """The distillation pairs, every render made (or found in the cache) before step one."""
+    from stylecast.training.teachers.cache import RenderCache
+
+    distill = options.distill
+    cache = RenderCache(teacher, options.teacher.cache_dir or None)
+    pairs = RenderedPairs(content, cache, options.data.size, distill.scales, distill.variants,
+                          distill.jitter, memory_bytes=distill.memory_mb << 20)
+    log.info("teacher renders: %d photos x %d scales x %d variants = %d, cached in %s",
+             len(content), len(distill.scales), distill.variants, pairs.count(), cache.folder)
+    pairs.prerender(progress=runtime.is_main, share=(runtime.rank, runtime.world_size))
+    if runtime.distributed:
+        torch.distributed.barrier()  # every rank's share is on disk before anyone trains
+    log.info("teacher renders: %d made, %d found in the cache", cache.counts.rendered,
+             cache.counts.reused)
+    return pairs
+
+
 def _options(args: argparse.Namespace, mode: str) -> tuple[TrainOptions, dict[str, Any] | None]:
     overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
                  if getattr(args, flag, None) is not None}
@@ -115,7 +154,8 @@ def _options(args: argparse.Namespace, mode: str) -> tuple[TrainOptions, dict[st
     elif last.exists():
         raise ConfigError(f"{args.out} already holds a run ({LAST}); pass --resume to continue "
                           "it or choose another --out")
-    options = load_options(args.config, overrides, base=payload["options"] if payload else None)
+    options = load_options(args.config, overrides, base=payload["options"] if payload else None,
+                           mode=mode)
     return options, payload
 
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylecast.core.sizes import size_text
+
 COARSE_FRACTION = 100  # the random field has one control point per ~100 px (ReReVST)
 TO_8BIT = 127.5  # [-1, 1] differences -> [0, 255] differences
 # Below half a gray level an 8-bit camera cannot show any change: the input clip counts as still.
@@ -132,7 +134,7 @@ def warping_error(frames: torch.Tensor, flows: torch.Tensor, border: int = 16) -
         raise ValueError(f"frames must be (T >= 2, C, H, W), got {tuple(frames.shape)}")
     height, width = frames.shape[-2:]
     if 2 * border >= min(height, width):
-        raise ValueError(f"border {border} leaves nothing of {height}x{width} frames")
+        raise ValueError(f"border {border} leaves nothing of {size_text(height, width)} frames")
     with torch.no_grad():
         difference = frames[:-1] - warp(frames[1:], flows)
         inside = difference[..., border : height - border, border : width - border]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylecast.core.errors import InputError
+from stylecast.training.losses import gram_matrix
 
 # torchvision's vgg16 "D" configuration: conv3x3 widths, "M" = 2x2 max pool.
 VGG16_CONFIG: tuple[int | str, ...] = (
@@ -119,15 +120,6 @@ def _check_features(
             f"{path}: not a torchvision VGG-16 state dict: unexpected key {unexpected[0]!r} "
             f"(a vgg16_bn or other variant?)"
         )
-
-
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, C) channel co-activations, divided by C * H * W."""
-    n, c, h, w = features.shape
-    # float32 even under autocast: float16 sums of H*W products overflow.
-    with torch.autocast(features.device.type, enabled=False):
-        flat = features.reshape(n, c, h * w).float()
-        return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 class PerceptualLoss(nn.Module):

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from stylecast.core.artifact import model_kind
 from stylecast.core.errors import ArtifactError, ConfigError
 from stylecast.daemon.engines.frame_fit import FittedEngine
 from stylecast.daemon.engines.protocol import Engine, Size
@@ -32,23 +33,18 @@ __all__ = ["Engine", "EngineSettings", "FittedEngine", "choose_runtime", "load_e
 
 log = logging.getLogger(__name__)
 
-ENGINE_SUFFIXES = (".engine", ".plan")
-MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
-
 
 def choose_runtime(path: Path, runtime: str, native_tensorrt: Callable[[], bool]) -> str:
     """"onnxruntime" or "tensorrt" for the model at `path` under the `runtime` setting;
     `native_tensorrt()` says whether tensorrt and cuda-python are installed (asked for "auto"
-    and an .onnx model only)."""
-    suffix = path.suffix.lower()
-    if suffix not in MODEL_SUFFIXES:
-        raise ArtifactError(f"{path}: not a model file (expected .onnx, .engine or .plan)")
+    and an ONNX model only)."""
+    kind = model_kind(path)
     if runtime == "onnxruntime":
-        if suffix in ENGINE_SUFFIXES:
+        if kind == "engine":
             raise ConfigError(f"{path}: a TensorRT engine does not run with engine.runtime = "
                               "'onnxruntime'; use 'tensorrt' or 'auto', or give the .onnx model")
         return "onnxruntime"
-    if runtime == "tensorrt" or suffix in ENGINE_SUFFIXES:
+    if runtime == "tensorrt" or kind == "engine":
         return "tensorrt"
     if runtime != "auto":
         raise ConfigError(f"engine.runtime = {runtime!r}: expected auto, onnxruntime or tensorrt")

@@ -43,6 +43,7 @@ from stylecast.core.artifact import (
 from stylecast.core.atomic import atomic_path, check_writable
 from stylecast.core.errors import ArtifactError, ConfigError
 from stylecast.core.layouts import LAYOUTS
+from stylecast.core.sizes import size_flag_text, size_text
 from stylecast.daemon.engines.build_spec import (
     BuildBackend,
     BuildSpec,
@@ -86,7 +87,8 @@ class ShapeProfile:
         return cls(**{k: _size(data[k]) for k in ("min", "opt", "max")})
 
     def __str__(self) -> str:
-        return f"min {_hxw(self.min)}, opt {_hxw(self.opt)}, max {_hxw(self.max)}"
+        return (f"min {size_text(*self.min)}, opt {size_text(*self.opt)}, "
+                f"max {size_text(*self.max)}")
 
 
 def profile_for(contract: Contract, requested: Size | None, max_size: Size | None = None, *,
@@ -103,21 +105,22 @@ def profile_for(contract: Contract, requested: Size | None, max_size: Size | Non
         static = (contract.height, contract.width)
         if requested is not None and tuple(requested) != static:
             raise ConfigError(
-                f"{source} is exported for {_hxw(static)} only, not {_hxw(requested)}: use "
-                f"--size {_hxw(static)} or export a dynamic model "
-                "(stylecast-export onnx --dynamic)")
+                f"{source} is exported for {size_text(*static)} only, not "
+                f"{size_text(*requested)}: use --size {size_flag_text(*static)} or export a "
+                "dynamic model (stylecast-export onnx --dynamic)")
         if max_size is not None:
-            raise ConfigError(f"{source} is exported for {_hxw(static)} only: --max-size applies "
-                              "to dynamic models")
+            raise ConfigError(f"{source} is exported for {size_text(*static)} only: --max-size "
+                              "applies to dynamic models")
         return None
     if requested is None:
         raise ConfigError(f"{source} has a dynamic input size: give the frame size to build the "
-                          "engine for (--size HxW)")
+                          "engine for (--size HxW, height x width)")
     multiple = contract.size_multiple
     opt = _checked_size(requested, multiple, "size", source)
     top = opt if max_size is None else _checked_size(max_size, multiple, "--max-size", source)
     if top[0] < opt[0] or top[1] < opt[1]:
-        raise ConfigError(f"--max-size {_hxw(top)} is smaller than the size {_hxw(opt)}")
+        raise ConfigError(f"--max-size {size_flag_text(*top)} is smaller than the size "
+                          f"{size_flag_text(*opt)}")
     low = tuple(max(multiple, min(MIN_PROFILE_SIDE, side) // multiple * multiple) for side in opt)
     return ShapeProfile(min=low, opt=opt, max=top)
 
@@ -130,18 +133,14 @@ def tensor_shape(layout: str, size: Size) -> Shape:
 def _checked_size(size: Size, multiple: int, what: str, source: str) -> Size:
     height, width = size
     if height < 1 or width < 1 or height % multiple or width % multiple:
-        raise ConfigError(f"{what} {_hxw(size)}: height and width must be positive multiples of "
-                          f"{multiple} for {source}")
+        raise ConfigError(f"{what} {size_flag_text(*size)}: height and width must be positive "
+                          f"multiples of {multiple} for {source}")
     return (height, width)
 
 
 def _size(value: Any) -> Size:
     height, width = value
     return (int(height), int(width))
-
-
-def _hxw(size: Size) -> str:
-    return f"{size[0]}x{size[1]}"
 
 
 # --- The key ------------------------------------------------------------------------------------
@@ -311,7 +310,7 @@ def write_engine(plan: EnginePlan, output: str | Path, *,
         raise EngineBuildError(f"{plan.onnx_path}: the TensorRT build returned no engine")
     # Drop the old sidecar first: until the new one lands, the engine has none and is not used.
     sidecar_path(output).unlink(missing_ok=True)
-    with atomic_path(output) as tmp:
+    with atomic_path(output, size_hint=len(engine)) as tmp:
         tmp.write_bytes(engine)
     write_sidecar(
         output, plan.contract.model_copy(update={"precision": plan.key.precision}),

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stylecast.core.artifact import Contract
+from stylecast.core.sizes import size_text
 from stylecast.daemon.engines.protocol import Engine, Size
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,8 @@ class FittedEngine:
             size = self._sizes[frame_size] = model_size(self.contract, frame_size,
                                                         self._size_range)
             if size != frame_size:
-                log.info("frames of %dx%d are resized to %dx%d for %s", *frame_size, *size,
-                         self.description)
+                log.info("frames of %s are resized to %s for %s", size_text(*frame_size),
+                         size_text(*size), self.description)
         return size
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:

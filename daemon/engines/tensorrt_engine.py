@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from stylecast.core.artifact import Contract, read_onnx_contract, read_sidecar
+from stylecast.core.artifact import Contract, model_kind, read_onnx_contract, read_sidecar
 from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
 from stylecast.core.layouts import LAYOUTS
+from stylecast.core.sizes import size_text
 from stylecast.daemon.engines.engine_cache import BuildBackend, Notify, ensure_engine
 from stylecast.daemon.engines.frame_fit import model_size
 from stylecast.daemon.engines.nvidia_libs import import_cudart, import_tensorrt
@@ -260,8 +261,9 @@ class TensorrtEngine:
         """(Re)allocate both buffers for an input of `shape` and bind them to the context."""
         context = self._context
         if self._dynamic and not context.set_input_shape(self._input, shape):
+            low, high = self.size_range
             raise ValueError(f"{self.path}: input shape {shape} is outside the engine's profile "
-                             f"(frame sizes {self.size_range})")
+                             f"(frame sizes {size_text(*low)} to {size_text(*high)})")
         if not self._dynamic and tuple(self._engine.get_tensor_shape(self._input)) != shape:
             raise ValueError(f"{self.path}: the engine takes input shape "
                              f"{tuple(self._engine.get_tensor_shape(self._input))}, not {shape}")
@@ -341,7 +343,7 @@ def open_tensorrt(path: str | Path, settings: EngineSettings, *, frame_size: Siz
     """A TensorrtEngine for an `.engine`/`.plan` file (with its sidecar), or for an `.onnx`
     artifact through the engine cache."""
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    if model_kind(path) == "onnx":
         import_tensorrt()  # before minutes of building, not after
         import_cudart()
         path = engine_for_onnx(path, settings, frame_size=frame_size, notify=notify)

@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stylecast.core.errors import ConfigError
+from stylecast.core.sizes import size_text
 from stylecast.daemon.sources.base import (
     Captured,
     FrameSource,
@@ -191,7 +192,7 @@ class V4l2Source(OpenCvSource):
         fps = capture.get(cv2.CAP_PROP_FPS)
         code = int(capture.get(cv2.CAP_PROP_FOURCC))
         fourcc = "".join(chr((code >> shift) & 0xFF) for shift in (0, 8, 16, 24)).strip()
-        self._actual = f"{width}x{height} @ {fps:g} fps {fourcc}".strip()
+        self._actual = f"{size_text(height, width)} @ {fps:g} fps {fourcc}".strip()
         asked = ((o.width, width), (o.height, height), (o.fourcc, fourcc))
         if any(want is not None and want != got for want, got in asked) or (
                 o.fps is not None and abs(o.fps - fps) > 0.5):
@@ -244,7 +245,8 @@ class GstreamerSource(OpenCvSource):
     def for_csi(cls, uri: str, sensor_id: int, options: CsiOptions) -> GstreamerSource:
         o = options
         pipeline = csi_pipeline(sensor_id, o.width, o.height, o.fps, o.flip)
-        return cls(uri, pipeline, f"CSI camera {sensor_id} {o.width}x{o.height} @ {o.fps} fps")
+        return cls(uri, pipeline,
+                   f"CSI camera {sensor_id} {size_text(o.height, o.width)} @ {o.fps} fps")
 
     @property
     def description(self) -> str:

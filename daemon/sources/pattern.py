@@ -13,6 +13,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from stylecast.core.sizes import size_text
 from stylecast.daemon.sources.base import Captured, FrameSource, Pacer, rate_text
 
 # One trip round the path takes this many frames (10 s at 30 fps); the path is a Lissajous
@@ -43,7 +44,7 @@ class TestPatternSource(FrameSource):
     @property
     def description(self) -> str:
         o = self.options
-        return f"test pattern {o.width}x{o.height} @ {rate_text(o.fps)}"
+        return f"test pattern {size_text(o.height, o.width)} @ {rate_text(o.fps)}"
 
     @property
     def on_demand(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stylecast.core.errors import ConfigError
+from stylecast.core.sizes import size_text
 from stylecast.daemon.sources.base import Captured, FrameSource, SourceError, SourceStalled
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class Picamera2Source(FrameSource):
     @property
     def description(self) -> str:
         width, height = self._size
-        return f"Pi camera {self.camera_number} {width}x{height} @ {self.options.fps:g} fps"
+        return (f"Pi camera {self.camera_number} {size_text(height, width)} @ "
+                f"{self.options.fps:g} fps")
 
     def open(self) -> None:
         self.close()
@@ -83,8 +85,10 @@ class Picamera2Source(FrameSource):
                               f"({type(err).__name__}: {err}); is it connected, and not "
                               "held by another process?") from err
         if self._size != (self.options.width, self.options.height):
-            log.warning("picamera2 camera %d gives %dx%d (asked for %dx%d)",
-                        self.camera_number, *self._size, self.options.width, self.options.height)
+            width, height = self._size
+            asked = size_text(self.options.height, self.options.width)
+            log.warning("picamera2 camera %d gives %s (asked for %s)", self.camera_number,
+                        size_text(height, width), asked)
         log.info("opened %s", self.description)
 
     def read(self, timeout_s: float) -> Captured:

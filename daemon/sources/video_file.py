@@ -4,6 +4,11 @@ Decoding is OpenCV's (`cv2.VideoCapture`, FFMPEG backend), which reads GIFs too;
 back to Pillow where OpenCV is missing or cannot open it. Each frame is shown for its own
 duration (from its presentation timestamp, or 1/CAP_PROP_FPS where the file gives none);
 `fps=` overrides that, and 0 means as fast as the caller reads.
+
+Looping: `loop=1` repeats the file forever and `loop=0` plays it once. Without `loop` a video
+plays once and an animated GIF does what its own loop flag says, as a browser would: its
+NETSCAPE2.0 loop count 0 repeats it forever, N plays it N more times, and a GIF without one plays
+once. When a file source ends it logs one line saying so and how to repeat it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stylecast.core.errors import ConfigError
+from stylecast.core.extras import needs
+from stylecast.core.sizes import size_text
 from stylecast.daemon.sources.base import (
     Captured,
     FrameSource,
@@ -34,11 +41,12 @@ MAX_FRAME_INTERVAL_S = 10.0
 
 
 class FileOptions(BaseModel):
-    """file://PATH?loop=1&fps=N (fps unset = the file's own rate, 0 = as fast as possible)."""
+    """file://PATH?loop=1&fps=N (fps unset = the file's own rate, 0 = as fast as possible; loop
+    unset = the file's own: an animated GIF's loop flag, once for a video)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    loop: bool = False
+    loop: bool | None = None
     fps: float | None = Field(default=None, ge=0)
 
 
@@ -63,13 +71,23 @@ class VideoFileSource(FrameSource):
         self._pacer = Pacer()
         self._last_pts: float | None = None
         self._frames_this_pass = 0
+        self._frames = 0  # over every pass since open()
+        self._passes_left: int | None = None  # more passes after this one; None = forever
+        self._own_loop: int | None = None  # the GIF's own loop count, where it decides
 
     @property
     def description(self) -> str:
         text = f"file {self.path}"
         if self._decoder is not None:
-            text += f" {self._decoder.width}x{self._decoder.height} @ {rate_text(self._rate())}"
-        return text + (", looping" if self.options.loop else "")
+            size = size_text(self._decoder.height, self._decoder.width)
+            text += f" {size} @ {rate_text(self._rate())}"
+        if self.options.loop:
+            return text + ", looping"
+        if self._own_loop == 0:
+            return text + ", looping (the GIF's own loop flag)"
+        if self._own_loop:
+            return text + f", plays {self._own_loop + 1} times (the GIF's own loop count)"
+        return text
 
     @property
     def on_demand(self) -> bool:
@@ -83,6 +101,14 @@ class VideoFileSource(FrameSource):
         self._pacer.reset()
         self._last_pts = None
         self._frames_this_pass = 0
+        self._frames = 0
+        self._own_loop = None
+        if self.options.loop is None and self.path.suffix.lower() == ".gif":
+            self._own_loop = gif_loop_count(self.path)
+        if self.options.loop or self._own_loop == 0:
+            self._passes_left = None
+        else:
+            self._passes_left = self._own_loop or 0
         log.info("opened %s", self.description)
 
     def read(self, timeout_s: float) -> Captured:
@@ -100,15 +126,28 @@ class VideoFileSource(FrameSource):
     def _next_frame(self) -> tuple[np.ndarray, float | None]:
         assert self._decoder is not None
         decoded = self._decoder.next_frame()
-        if decoded is None and self.options.loop and self._frames_this_pass > 0:
+        if decoded is None and self._passes_left != 0 and self._frames_this_pass > 0:
+            if self._passes_left is not None:
+                self._passes_left -= 1
             self._decoder.close()
             self._decoder = open_decoder(self.path, self.uri)
             self._frames_this_pass = 0
             decoded = self._decoder.next_frame()
         if decoded is None:
+            log.info("%s", self._ended())
             raise SourceEnded(f"{self.path}: no more frames")
         self._frames_this_pass += 1
+        self._frames += 1
         return decoded
+
+    def _ended(self) -> str:
+        """The line logged when the file ends: how many frames, and how to repeat it."""
+        plays = f" ({self._own_loop + 1} plays, its own loop count)" if self._own_loop else ""
+        if self.options.loop is not None:
+            how = "set loop=1 in its URI to repeat it"
+        else:
+            how = f"add {'&' if '?' in self.uri else '?'}loop=1 to repeat it"
+        return f"{self.uri} ended after {self._frames} frames{plays}; {how}"
 
     def _rate(self) -> float:
         if self.options.fps is not None:
@@ -133,8 +172,7 @@ def open_decoder(path: Path, uri: str) -> Decoder:
     except ImportError:
         if is_gif:
             return PillowGifDecoder(path, uri)
-        raise ConfigError(f"source '{uri}': reading video files needs OpenCV "
-                          "(pip install opencv-python-headless)") from None
+        raise ConfigError(f"source '{uri}': " + needs("reading video files", "opencv")) from None
     decoder = OpenCvDecoder(path)
     if decoder.is_open():
         return decoder
@@ -179,8 +217,8 @@ class PillowGifDecoder:
         try:
             from PIL import Image
         except ImportError:
-            raise ConfigError(f"source '{uri}': reading GIFs needs OpenCV or Pillow "
-                              "(pip install pillow)") from None
+            raise ConfigError(f"source '{uri}': "
+                              + needs("reading GIFs", "opencv", "pillow")) from None
         try:
             self._image = Image.open(path)
             self._image.seek(0)
@@ -211,3 +249,45 @@ class PillowGifDecoder:
         self._image.seek(index)
         duration = self._image.info.get("duration") or 0
         return duration if duration >= self.MIN_DURATION_MS else self.DEFAULT_DURATION_MS
+
+
+def gif_loop_count(path: Path) -> int | None:
+    """An animated GIF's own loop count, from its NETSCAPE2.0 (or ANIMEXTS1.0) application
+    extension: 0 = forever, N = N more plays after the first; None where it has none (play once)
+    or the file is not a GIF this can walk. Read here, not by a decoder: OpenCV does not say."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        return None
+    pos = 13 + _color_table_bytes(data[10])  # header, screen descriptor, global color table
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x21 and pos + 1 < len(data):  # an extension: label, then sub-blocks
+            label, pos = data[pos + 1], pos + 2
+            if (label == 0xFF and data[pos:pos + 1] == b"\x0b"
+                    and data[pos + 1:pos + 12] in (b"NETSCAPE2.0", b"ANIMEXTS1.0")):
+                loop = data[pos + 12:pos + 16]  # sub-block: size 3, id 1, uint16 count
+                if len(loop) == 4 and loop[0] >= 3 and loop[1] == 1:
+                    return int.from_bytes(loop[2:4], "little")
+            pos = _skip_sub_blocks(data, pos)
+        elif block == 0x2C and pos + 10 <= len(data):  # an image: descriptor, table, LZW data
+            pos += 10 + _color_table_bytes(data[pos + 9]) + 1
+            pos = _skip_sub_blocks(data, pos)
+        else:  # the trailer (0x3B), or something this does not know
+            return None
+    return None
+
+
+def _color_table_bytes(flags: int) -> int:
+    return 3 * (2 << (flags & 0x07)) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    while pos < len(data):
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            break
+    return pos

@@ -16,6 +16,7 @@ from stylecast.core.artifact import (
     CONTRACT_VERSION,
     Contract,
     TensorSpec,
+    model_kind,
     read_contract,
     read_onnx_contract,
     read_sidecar,
@@ -182,6 +183,26 @@ def test_missing_file_is_named(tmp_path):
         read_contract(tmp_path / "nothere.onnx")
     with pytest.raises(ArtifactError, match=r"nothere\.engine: no such model file"):
         read_contract(tmp_path / "nothere.engine")
+
+
+def test_a_model_is_known_by_its_content(tmp_path):
+    notes = tmp_path / "README.md"
+    notes.write_text("# stylecast\n\nNot a model.\n")
+    with pytest.raises(ArtifactError) as caught:
+        read_contract(notes)
+    assert str(caught.value) == f"{notes}: not a model (expected ONNX or a TensorRT engine)"
+    assert model_kind(tmp_path / "a.onnx") == "onnx"  # a model's own suffix is taken at its word
+    assert model_kind(tmp_path / "a.plan") == "engine"
+
+    onnx_file = tmp_path / "style.bin"
+    save_identity_model(onnx_file, make_contract())
+    assert model_kind(onnx_file) == "onnx" and read_contract(onnx_file) == make_contract()
+
+    engine = tmp_path / "style.trt"
+    engine.write_bytes(b"serialized engine")
+    write_sidecar(engine, make_contract(precision="fp16"))
+    assert model_kind(engine) == "engine"
+    assert read_contract(engine) == make_contract(precision="fp16")
 
 
 def test_sidecar_round_trip(tmp_path):

@@ -63,7 +63,8 @@ def test_unknown_keys_and_bad_values_are_one_line_naming_file_key_and_value(tmp_
     ("[control]\nendpoint = 'udp://x'\n", "udp://x"),
     ("[engine]\nruntime = 'tflite'\n", "engine.runtime"),
     ("[engine]\nproviders = ['rocm']\n", "rocm"),
-    ("[styles]\nactive = 'b'\n[styles.models]\na = 'a.onnx'\n", "active style 'b'"),
+    ("[styles]\nactive = 'b'\n[styles.models]\na = 'a.onnx'\n",
+     "key 'styles.active' = 'b' is not a style; the configured styles are a"),
     ("[styles.models]\n'bad name!' = 'a.onnx'\n", "bad name!"),
     ("[faults]\nmax_engine_errors = -1\n", "faults.max_engine_errors"),
     ("[log]\nlevel = 'loud'\n", "log.level"),
@@ -74,6 +75,40 @@ def test_config_mistakes(tmp_path, toml, named):
     path.write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(named)):
         load_config(path)
+
+
+def test_an_unknown_active_style_is_one_line_naming_key_value_and_the_styles(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[styles]\nactive = 'retna'\n")  # no models: the bundled ones
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: key 'styles.active' = 'retna' is not a style (did you mean 'retina'?); the "
+        f"bundled styles are {', '.join(bundled_styles())}")
+
+
+@pytest.mark.parametrize("toml, named", [
+    ("[control]\nendpoint = 'ipc:///tmp/x'\n[publish]\nendpoints = ['ipc:///tmp/x']\n",
+     "key 'control.endpoint' = 'ipc:///tmp/x' is also in publish.endpoints"),
+    ("[publish]\nendpoints = ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:1']\n",
+     "'tcp://127.0.0.1:1' listed twice"),
+    ("[engine]\nruntime = 'onnxruntime'\n[styles.models]\na = 'a.onnx'\nb = 'b.engine'\n",
+     "key 'engine.runtime' = 'onnxruntime' cannot run the TensorRT engine of style 'b'"),
+    ("[source]\nreopen_backoff_s = 20\n",
+     "key 'source.reopen_backoff_s' = 20 is above source.reopen_backoff_max_s = 10"),
+])
+def test_keys_that_refer_to_other_keys_must_agree(tmp_path, toml, named):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: ")) as caught:
+        load_config(path)
+    assert named in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_same_checks_apply_to_flags():
+    with pytest.raises(ConfigError, match=r"also in publish\.endpoints"):
+        load_config(None, flag_overrides(publish=["ipc:///tmp/x"], control="ipc:///tmp/x"))
+    assert load_config(None, {"styles.active": "retina"}).active_style() == "retina"
 
 
 def test_missing_config_file_is_named(tmp_path):

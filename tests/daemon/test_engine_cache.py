@@ -4,8 +4,9 @@ TensorRT and a GPU do not exist here. The cache logic is tested with real stylec
 artifacts (runnable in ONNX Runtime) and a *recording build backend* injected through the
 `builder` parameter: dependency injection for the three calls the cache makes (TensorRT version,
 GPU, build), NOT a pretend TensorRT. It returns bytes derived from what it was given, so the tests
-can see exactly what the cache asked for and wrote. The real TensorRT calls are exercised by
-tests/daemon/test_tensorrt_build.py, which runs only where TensorRT is installed.
+can see exactly what the cache asked for and wrote. The builder's own TensorRT calls are tested
+in tests/daemon/test_tensorrt_build.py: against the TensorRT stand-in everywhere, and for real
+where TensorRT is installed.
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def test_static_model_has_no_profile_and_refuses_other_sizes():
     assert profile_for(static, (480, 640)) is None
     with pytest.raises(ConfigError) as err:
         profile_for(static, (720, 1280), source="m.onnx")
-    assert "480x640" in str(err.value) and "720x1280" in str(err.value)
+    assert str(err.value) == ("m.onnx is exported for 640x480 only, not 1280x720: use --size "
+                              "480x640 (height x width) or export a dynamic model "
+                              "(stylecast-export onnx --dynamic)")
     with pytest.raises(ConfigError, match="--max-size applies to dynamic models"):
         profile_for(static, None, (720, 1280))
 
@@ -162,7 +165,7 @@ def test_dynamic_profile_is_tuned_for_the_requested_size():
     assert profile == ShapeProfile(min=(64, 64), opt=(480, 640), max=(480, 640))
     wide = profile_for(contract_for(), (480, 640), (720, 1280))
     assert wide == ShapeProfile(min=(64, 64), opt=(480, 640), max=(720, 1280))
-    assert str(wide) == "min 64x64, opt 480x640, max 720x1280"
+    assert str(wide) == "min 64x64, opt 640x480, max 1280x720"  # width x height
     assert ShapeProfile.from_dict(json.loads(json.dumps(wide.as_dict()))) == wide
 
 
@@ -182,10 +185,11 @@ def test_dynamic_profiles_are_multiples_of_size_multiple(multiple):
 @pytest.mark.parametrize(
     ("size", "max_size", "message"),
     [
-        (None, None, r"dynamic input size: give the frame size .*--size HxW"),
-        ((482, 640), None, r"size 482x640: .*multiples of 4 for m.onnx"),
-        ((480, 640), (722, 1280), r"--max-size 722x1280: .*multiples of 4"),
-        ((480, 640), (240, 1280), r"--max-size 240x1280 is smaller than the size 480x640"),
+        (None, None, r"dynamic input size: give the frame size .*--size HxW, height x width"),
+        ((482, 640), None, r"size 482x640 \(height x width\): .*multiples of 4 for m.onnx"),
+        ((480, 640), (722, 1280), r"--max-size 722x1280 \(height x width\): .*multiples of 4"),
+        ((480, 640), (240, 1280),
+         r"--max-size 240x1280 \(height x width\) is smaller than the size 480x640 "),
     ],
 )
 def test_dynamic_profile_errors_name_the_sizes(size, max_size, message):

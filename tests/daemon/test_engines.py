@@ -6,13 +6,13 @@ and out, static and dynamic). TensorRT and CUDA do not exist here: their pure lo
 sizes, dtypes, I/O names, zero-copy choice) is called directly, the engine cache is driven with
 a recording build backend, and TensorrtEngine's own buffer/copy/stream handling runs against
 small in-process stand-ins for tensorrt and cuda-python that do real memory copies (the "GPU"
-computes 255 - x). The real TensorRT and CUDA calls run only on a Jetson or a desktop with both.
+computes 255 - x; tests/support/tensorrt_standin.py, shared with test_tensorrt_build.py). The
+real TensorRT and CUDA calls run only on a Jetson or a desktop with both.
 """
 
 from __future__ import annotations
 
-import ctypes
-import enum
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -54,9 +54,11 @@ from stylecast.daemon.engines.tensorrt_engine import (
 )
 
 from support.build_backend import RecordingBackend
+from support.contracts import make_contract
+from support.tensorrt_standin import STATIC_HW, FakeCudart, FakeTensorrt
 from support.tiny_models import tiny_model, write_tiny_model
 
-STATIC = (64, 96)
+STATIC = STATIC_HW  # what the TensorRT stand-in's engine takes, and the static ONNX model
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
@@ -117,7 +119,7 @@ def test_choose_runtime(name, runtime, native, expected):
 def test_choose_runtime_refuses_engines_under_onnxruntime_and_unknown_files():
     with pytest.raises(ConfigError, match=r"m\.engine: .* engine\.runtime = 'onnxruntime'"):
         choose_runtime(Path("m.engine"), "onnxruntime", never)
-    with pytest.raises(ArtifactError, match=r"m\.pt: not a model file"):
+    with pytest.raises(ArtifactError, match=r"m\.pt: not a model \(expected ONNX or a TensorRT"):
         choose_runtime(Path("m.pt"), "auto", never)
 
 
@@ -265,6 +267,19 @@ def test_static_model_with_another_frame_size_resizes_in_and_back(models, settin
     assert np.abs(output.astype(int) - (255 - frame.astype(int))).mean() < 12
 
 
+def test_the_resize_is_logged_width_x_height(caplog):
+    """Frames 25 wide and 14 high through a model 24 wide and 16 high: '25x14' and '24x16'."""
+    def model(frame):
+        return frame
+
+    model.contract = make_contract(height=16, width=24)
+    model.description = "a 24x16 model"
+    engine = FittedEngine(model)
+    with caplog.at_level("INFO", logger="stylecast.daemon.engines.frame_fit"):
+        assert engine(np.zeros((14, 25, 3), np.uint8)).shape == (14, 25, 3)
+    assert "frames of 25x14 are resized to 24x16 for a 24x16 model" in caplog.text
+
+
 def test_dynamic_model_with_a_size_not_a_multiple_of_four(models, settings, photo_rgb):
     engine = load_engine(models["dynamic"], settings)
     seen = []
@@ -361,11 +376,24 @@ def test_onnx_without_a_contract(settings, tmp_path):
     assert "not a stylecast artifact" in one_line(err)
 
 
-def test_model_with_another_suffix(settings, tmp_path):
-    path = tmp_path / "model.pt"
-    path.write_bytes(b"x")
-    with pytest.raises(ArtifactError, match="not a model file"):
+def test_a_file_that_is_no_model(settings, tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# notes\n\nThese are notes, not a model.\n")
+    with pytest.raises(ArtifactError) as err:
         load_engine(path, settings)
+    assert one_line(err) == f"{path}: not a model (expected ONNX or a TensorRT engine)"
+
+
+def test_an_onnx_model_is_known_by_its_content_whatever_its_name(models, settings, tmp_path,
+                                                                 photo_rgb):
+    path = tmp_path / "model.bin"
+    shutil.copyfile(models["dynamic"], path)
+    engine = load_engine(path, settings)
+    try:
+        frame = crop(photo_rgb, 48, 64)
+        np.testing.assert_array_equal(engine(frame), 255 - frame)
+    finally:
+        engine.close()
 
 
 def write_engine_file(folder: Path, models, model="static", data=b"FAKE-ENGINE") -> Path:
@@ -514,164 +542,6 @@ def test_dynamic_onnx_engine_needs_the_frame_size(models, settings):
 # --- TensorRT: the runtime adapter against stand-ins --------------------------------------------
 
 
-class FakeCudart:
-    """cuda-python's runtime calls TensorrtEngine makes, on host memory: (error, *results)."""
-
-    class cudaError_t(enum.Enum):
-        cudaSuccess = 0
-        cudaErrorMemoryAllocation = 2
-
-    class cudaMemcpyKind(enum.Enum):
-        cudaMemcpyHostToDevice = 1
-        cudaMemcpyDeviceToHost = 2
-
-    cudaHostAllocMapped = 2
-
-    def __init__(self, *, integrated=False, capability=(8, 6), fail=None):
-        self.props = SimpleNamespace(name=b"Fake GPU\x00", integrated=int(integrated),
-                                     canMapHostMemory=1, major=capability[0],
-                                     minor=capability[1])
-        self.fail = fail
-        self.blocks: dict[int, tuple[ctypes.Array, str]] = {}
-        self.copies: list[str] = []
-        self.streams = 0
-
-    def _ok(self, *values):
-        return (self.cudaError_t.cudaSuccess, *values)
-
-    def _alloc(self, call, nbytes, kind):
-        if call == self.fail:
-            return (self.cudaError_t.cudaErrorMemoryAllocation, 0)
-        block = ctypes.create_string_buffer(nbytes)
-        self.blocks[ctypes.addressof(block)] = (block, kind)
-        return self._ok(ctypes.addressof(block))
-
-    def _free(self, pointer, kinds):
-        assert self.blocks.pop(pointer)[1] in kinds
-        return self._ok()
-
-    def kinds(self):
-        return sorted(kind for _, kind in self.blocks.values())
-
-    def cudaGetDevice(self):
-        return self._ok(0)
-
-    def cudaGetDeviceProperties(self, device):
-        return self._ok(self.props)
-
-    def cudaStreamCreate(self):
-        self.streams += 1
-        return self._ok(1234)
-
-    def cudaStreamDestroy(self, stream):
-        self.streams -= 1
-        return self._ok()
-
-    def cudaStreamSynchronize(self, stream):
-        return self._ok()
-
-    def cudaMallocHost(self, nbytes):
-        return self._alloc("cudaMallocHost", nbytes, "pinned")
-
-    def cudaMalloc(self, nbytes):
-        return self._alloc("cudaMalloc", nbytes, "device")
-
-    def cudaHostAlloc(self, nbytes, flags):
-        assert flags == self.cudaHostAllocMapped
-        return self._alloc("cudaHostAlloc", nbytes, "mapped")
-
-    def cudaHostGetDevicePointer(self, pointer, flags):
-        assert self.blocks[pointer][1] == "mapped"
-        return self._ok(pointer)
-
-    def cudaFree(self, pointer):
-        return self._free(pointer, {"device"})
-
-    def cudaFreeHost(self, pointer):
-        return self._free(pointer, {"pinned", "mapped"})
-
-    def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
-        assert stream == 1234
-        ctypes.memmove(dst, src, nbytes)
-        self.copies.append(kind.name)
-        return self._ok()
-
-
-def _read(address: int, shape) -> np.ndarray:
-    nbytes = int(np.prod(shape))
-    return np.frombuffer((ctypes.c_uint8 * nbytes).from_address(address), np.uint8).reshape(shape)
-
-
-class FakeContext:
-    """Runs `255 - x` from the bound input address into the bound output address."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.shape = None if engine.dynamic else engine.static
-        self.addresses = {}
-
-    def set_input_shape(self, name, shape):
-        (low, _, high) = self.engine.profile
-        if not all(a <= b <= c for a, b, c in zip(low, shape, high, strict=True)):
-            return False
-        self.shape = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.shape
-
-    def set_tensor_address(self, name, address):
-        self.addresses[name] = address
-        return True
-
-    def execute_async_v3(self, stream):
-        assert stream == 1234
-        source = _read(self.addresses["image"], self.shape)
-        result = (255 - source).tobytes()
-        ctypes.memmove(self.addresses["stylized"], result, len(result))
-        return True
-
-
-class FakeTrtEngine:
-    def __init__(self, dynamic):
-        self.dynamic = dynamic
-        self.static = (*STATIC, 3)
-        self.profile = [(16, 16, 3), (48, 64, 3), (*STATIC, 3)]
-        self.num_io_tensors = 2
-
-    def get_tensor_name(self, index):
-        return ["image", "stylized"][index]
-
-    def get_tensor_mode(self, name):
-        return SimpleNamespace(name="INPUT" if name == "image" else "OUTPUT")
-
-    def get_tensor_dtype(self, name):
-        return SimpleNamespace(name="UINT8")
-
-    def get_tensor_shape(self, name):
-        return (-1, -1, 3) if self.dynamic else self.static
-
-    def get_tensor_profile_shape(self, name, index):
-        assert index == 0
-        return self.profile
-
-    def create_execution_context(self):
-        return FakeContext(self)
-
-
-class FakeTensorrt:
-    __version__ = "10.3.0"
-
-    def __init__(self, dynamic):
-        self.dynamic = dynamic
-
-    def Runtime(self, logger):
-        return SimpleNamespace(deserialize_cuda_engine=self._deserialize)
-
-    def _deserialize(self, data):
-        return FakeTrtEngine(self.dynamic) if data == b"FAKE-ENGINE" else None
-
-
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """Install stand-ins for tensorrt and cuda-python; returns a function choosing them."""
@@ -679,7 +549,7 @@ def fake_gpu(monkeypatch):
 
     def install(*, dynamic=False, **cudart_options):
         state["cudart"] = FakeCudart(**cudart_options)
-        state["trt"] = FakeTensorrt(dynamic)
+        state["trt"] = FakeTensorrt(dynamic=dynamic)
         return state["cudart"]
 
     monkeypatch.setattr(tensorrt_engine, "import_tensorrt", lambda: state["trt"])

@@ -13,7 +13,14 @@ import zmq
 from stylecast.daemon.pipeline import PipelineFailure
 from stylecast.daemon.sources import SourceError, SourceStalled
 
-from support.pipeline_doubles import FlakyEngine, ScriptedSource, collect, frame
+from support.pipeline_doubles import (
+    ClockedSource,
+    FlakyEngine,
+    ScriptedSource,
+    TimedEngine,
+    collect,
+    frame,
+)
 
 
 def test_a_source_that_dies_is_reopened_and_the_stream_goes_on(run_pipeline):
@@ -105,3 +112,45 @@ def test_topics_nobody_subscribes_to_are_not_encoded(run_pipeline, monkeypatch):
     assert pipeline.stats.fps["publish"].total > before  # frames kept flowing through
     assert encoded == []
     assert stats["subscriptions"] == ["stats"]
+
+
+def test_stats_name_the_frame_width_and_height(run_pipeline):
+    """Frames 25 wide and 14 high: `size` says so by name; the deprecated `frame_size` stays the
+    [height, width] list it always was (protocol v1 never changes or removes a key)."""
+    wide = np.zeros((14, 25, 3), np.uint8)
+    pipeline, sub = run_pipeline(ScriptedSource([wide] * 1000), FlakyEngine())
+    deadline = time.monotonic() + 20
+    source = {"size": None}
+    while source["size"] is None and time.monotonic() < deadline:
+        source = json.loads(collect(sub, b"stats", 1)[-1][1])["source"]
+    assert source["size"] == {"width": 25, "height": 14}
+    assert source["frame_size"] == [14, 25]
+    status = pipeline.status()["source"]  # the control socket's `status` reply
+    assert (status["size"], status["frame_size"]) == ({"width": 25, "height": 14}, [14, 25])
+
+
+def inferred(engine: TimedEngine, count: int, timeout_s: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while len(engine.seen) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return engine.seen[:count]
+
+
+def test_inference_that_fits_a_cameras_interval_takes_every_frame(run_pipeline):
+    """Camera every 100 ms, inference 30 ms: the stage is free before each frame comes, so it
+    takes each one, in order, and none is replaced in the slot (added latency at a camera's
+    rate is then only the hand-over; benchmarks/pipeline.py measures it)."""
+    engine = TimedEngine(0.03)
+    pipeline, _ = run_pipeline(ClockedSource(0.1), engine)
+    assert inferred(engine, 8) == list(range(8))
+    assert pipeline.dropped()["infer"] == 0
+
+
+def test_inference_slower_than_the_camera_takes_the_newest_frame(run_pipeline):
+    """Camera every 40 ms, inference 110 ms: the stage never waits for a frame; each time it is
+    free it takes the newest one, and the frames that came meanwhile are dropped and counted."""
+    engine = TimedEngine(0.11)
+    pipeline, _ = run_pipeline(ClockedSource(0.04), engine)
+    seen = inferred(engine, 6)
+    assert seen == sorted(set(seen)) and seen[-1] - seen[0] > len(seen)  # newest, skipping
+    assert pipeline.dropped()["infer"] > 0

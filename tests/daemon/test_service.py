@@ -4,12 +4,13 @@ stylecast.daemon.engines.engine_cache.ensure_engine does; everything else is rea
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 from stylecast.daemon.engines import load_engine
 from stylecast.daemon.notify import SystemdNotifier
-from stylecast.daemon.service import Daemon
+from stylecast.daemon.service import Daemon, free_local_port
 
 from support.daemon_process import NotifyListener
 from support.tiny_models import write_tiny_model
@@ -86,3 +87,15 @@ def test_set_style_before_the_first_frame_starts_in_that_style(folder):
     assert replies[1]["active"] == "warm"
     assert [s["loaded"] for s in replies[1]["styles"]] == [False, False]
     assert replies[2]["engine"] == "loading" and replies[2]["style"] == "warm"
+
+
+def test_free_local_port_skips_a_taken_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = free_local_port(busy, tries=1)  # only `busy` to try, then one the OS picks
+        assert port not in (None, busy)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+        assert free_local_port(port, tries=3) == port  # a free first choice is kept

@@ -7,6 +7,10 @@ camera and a refused RTSP connection. Not run here: a real camera (V4L2, CSI, Pi
 (this OpenCV is built without it: its ConfigError and the pipeline strings are tested) and
 picamera2/libcamera (not installable here: our adapter's logic is run against a small fake
 Picamera2 that has only what the adapter calls).
+
+OpenCV is an optional extra (stylecast[video]): without it only the tests marked needs_opencv
+are skipped (they write or decode videos, or drive OpenCV's captures); the rest run, including
+those that check what happens when OpenCV is missing.
 """
 
 from __future__ import annotations
@@ -51,7 +55,16 @@ from stylecast.daemon.sources.opencv_capture import (
     with_appsink,
 )
 
-cv2 = pytest.importorskip("cv2")
+try:
+    import cv2
+except ImportError:  # OpenCV is an optional extra: stylecast[video]
+    cv2 = None
+
+needs_opencv = pytest.mark.skipif(
+    cv2 is None,
+    reason="OpenCV (cv2) is not installed (pip install 'stylecast[video]'): this test writes or "
+    "decodes video through OpenCV, or drives an OpenCV capture",
+)
 
 
 def read_all(source: FrameSource, limit: int = 1000) -> list[Captured]:
@@ -246,6 +259,7 @@ def skimage_gif() -> Path:
     return Path(data.__file__).parent / "no_time_for_that_tiny.gif"
 
 
+@needs_opencv
 def test_mp4_frames_match_what_was_written_then_the_file_ends(mp4_path, photo_frames, pacing):
     with open_source(f"file://{mp4_path}") as source:
         frames = read_all(source)
@@ -261,6 +275,7 @@ def test_mp4_frames_match_what_was_written_then_the_file_ends(mp4_path, photo_fr
     assert pacing[1:] == pytest.approx([1 / MP4_FPS] * (MP4_FRAMES - 1))
 
 
+@needs_opencv
 def test_mp4_loop_goes_on_past_the_end(mp4_path, pacing):
     with open_source(f"file://{mp4_path}?loop=1") as source:
         frames = [source.read(timeout_s=5.0).image for _ in range(2 * MP4_FRAMES + 3)]
@@ -269,6 +284,7 @@ def test_mp4_loop_goes_on_past_the_end(mp4_path, pacing):
     assert pacing[1:] == pytest.approx([1 / MP4_FPS] * (len(frames) - 1))
 
 
+@needs_opencv
 def test_file_fps_overrides_the_files_rate(mp4_path, pacing):
     with open_source(f"file://{mp4_path}?fps=10") as source:
         read_all(source)
@@ -280,6 +296,7 @@ def test_file_fps_overrides_the_files_rate(mp4_path, pacing):
     assert pacing == [0.0] * MP4_FRAMES
 
 
+@needs_opencv
 def test_file_is_paced_in_real_time(mp4_path):
     with open_source(f"file://{mp4_path}") as source:
         started = time.monotonic()
@@ -288,8 +305,9 @@ def test_file_is_paced_in_real_time(mp4_path):
     assert elapsed >= 0.9 * (MP4_FRAMES - 1) / MP4_FPS  # a lower bound only
 
 
+@needs_opencv
 def test_gif_frames_and_durations_through_opencv(gif_path, gif_frames, pacing):
-    with open_source(f"file://{gif_path}") as source:
+    with open_source(f"file://{gif_path}?loop=0") as source:  # once, though the GIF loops
         frames = read_all(source)
         assert isinstance(source._decoder, video_file.OpenCvDecoder)
     assert len(frames) == len(gif_frames)
@@ -314,8 +332,9 @@ def test_gif_falls_back_to_pillow_without_opencv(gif_path, gif_frames, pacing, m
     assert pacing[6] == pytest.approx(durations[0])
 
 
+@needs_opencv
 def test_both_gif_decoders_agree_on_skimages_animated_gif(monkeypatch, pacing):
-    uri = f"file://{skimage_gif()}"
+    uri = f"file://{skimage_gif()}?loop=0"  # once: the GIF itself loops forever
     with open_source(uri) as source:
         by_opencv = [f.image for f in read_all(source)]
     monkeypatch.setitem(sys.modules, "cv2", None)
@@ -326,14 +345,20 @@ def test_both_gif_decoders_agree_on_skimages_animated_gif(monkeypatch, pacing):
         np.testing.assert_array_equal(a, b)
 
 
-def test_video_without_opencv_is_a_config_error(mp4_path, monkeypatch):
+def test_video_without_opencv_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
-    source = open_source(f"file://{mp4_path}")
-    with pytest.raises(ConfigError, match="opencv-python-headless"):
+    # Only the name counts: without OpenCV no decoder is tried, so this runs where OpenCV (and
+    # the mp4_path fixture, which OpenCV writes) is missing too.
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    source = open_source(f"file://{video}")
+    with pytest.raises(ConfigError, match=r"reading video files needs OpenCV: pip install "
+                       r"'stylecast\[video\]'$"):
         source.open()
     source.close()
 
 
+@needs_opencv
 def test_relative_file_uri(mp4_path, monkeypatch, pacing):
     monkeypatch.chdir(mp4_path.parent.parent)
     relative = f"{mp4_path.parent.name}/{mp4_path.name}"
@@ -342,6 +367,77 @@ def test_relative_file_uri(mp4_path, monkeypatch, pacing):
     monkeypatch.chdir(mp4_path.parent)
     with open_source(f"file://{mp4_path.name}") as source:
         assert len(read_all(source)) == MP4_FRAMES
+
+
+def loop_gif(path: Path, frames: list[np.ndarray], **loop: int) -> Path:
+    """Write `frames` as a GIF, with a NETSCAPE2.0 loop count if `loop=N` is given."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=50, **loop)
+    return path
+
+
+def test_gif_loop_count_is_read_from_the_file_as_pillow_reads_it(gif_frames, tmp_path):
+    from PIL import Image
+
+    files = [skimage_gif(), loop_gif(tmp_path / "once.gif", gif_frames),
+             loop_gif(tmp_path / "forever.gif", gif_frames, loop=0),
+             loop_gif(tmp_path / "three.gif", gif_frames, loop=2)]
+    counts = [video_file.gif_loop_count(path) for path in files]
+    assert counts == [0, None, 0, 2]
+    for path, count in zip(files, counts, strict=True):
+        with Image.open(path) as image:
+            assert image.info.get("loop") == count
+    (tmp_path / "clip.gif").write_bytes(b"not a gif at all")
+    assert video_file.gif_loop_count(tmp_path / "clip.gif") is None
+
+
+@pytest.mark.parametrize("decoder", ["opencv", "pillow"])
+def test_a_gif_without_loop_option_follows_its_own_loop_flag(gif_frames, tmp_path, pacing,
+                                                            monkeypatch, caplog, decoder):
+    if decoder == "pillow":
+        monkeypatch.setitem(sys.modules, "cv2", None)
+    elif cv2 is None:
+        pytest.skip("OpenCV is not installed")
+    from PIL import Image
+
+    n = len(gif_frames)
+    forever = f"file://{skimage_gif()}"  # scikit-image's own animated GIF: loop count 0
+    with Image.open(skimage_gif()) as image:
+        skimage_frames = image.n_frames
+    with open_source(forever) as source:
+        frames = [source.read(timeout_s=5.0).image for _ in range(3 * skimage_frames + 1)]
+        assert "looping (the GIF's own loop flag)" in source.description
+    np.testing.assert_array_equal(frames[-1], frames[0])
+    caplog.set_level(logging.INFO, logger="stylecast.daemon.sources.video_file")
+    three = f"file://{loop_gif(tmp_path / 'three.gif', gif_frames, loop=2)}"
+    with open_source(three) as source:
+        assert len(read_all(source)) == 3 * n
+        assert "plays 3 times (the GIF's own loop count)" in source.description
+    once = f"file://{loop_gif(tmp_path / 'once.gif', gif_frames)}"
+    with open_source(once) as source:
+        assert len(read_all(source)) == n
+    with open_source(f"{forever}?loop=0") as source:  # the URI's loop wins
+        read_all(source)
+    ended = [r.getMessage() for r in caplog.records if "ended after" in r.getMessage()]
+    assert ended == [
+        f"{three} ended after {3 * n} frames (3 plays, its own loop count); add ?loop=1 to "
+        "repeat it",
+        f"{once} ended after {n} frames; add ?loop=1 to repeat it",
+        f"{forever}?loop=0 ended after {skimage_frames} frames; set loop=1 in its URI to "
+        "repeat it",
+    ]
+
+
+@needs_opencv
+def test_a_video_without_loop_plays_once_and_says_so_when_it_ends(mp4_path, pacing, caplog):
+    caplog.set_level(logging.INFO, logger="stylecast.daemon.sources.video_file")
+    with open_source(f"file://{mp4_path}?fps=0") as source:
+        assert len(read_all(source)) == MP4_FRAMES
+        assert "looping" not in source.description
+    assert [r.getMessage() for r in caplog.records if "ended after" in r.getMessage()] == [
+        f"file://{mp4_path}?fps=0 ended after {MP4_FRAMES} frames; add &loop=1 to repeat it"]
 
 
 def test_missing_file_is_a_config_error_at_open_naming_it(tmp_path):
@@ -354,6 +450,7 @@ def test_missing_file_is_a_config_error_at_open_naming_it(tmp_path):
     source.close()  # idempotent after a failed open
 
 
+@needs_opencv
 def test_a_file_opencv_cannot_decode_is_a_config_error(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("not a video\n")
@@ -444,6 +541,7 @@ def test_error_classes():
 # --- OpenCV captures -------------------------------------------------------------------------
 
 
+@needs_opencv
 def test_v4l2_missing_device_is_a_source_error_at_once():
     source = open_source("v4l2:///dev/video99?width=640&height=480")
     started = time.monotonic()
@@ -453,6 +551,7 @@ def test_v4l2_missing_device_is_a_source_error_at_once():
     source.close()
 
 
+@needs_opencv
 def test_v4l2_device_opencv_cannot_open_is_a_source_error(tmp_path):
     not_a_camera = tmp_path / "video0"
     not_a_camera.write_bytes(b"")
@@ -476,6 +575,7 @@ class FakeV4l2Capture:
                 cv2.CAP_PROP_FOURCC: cv2.VideoWriter_fourcc(*"YUYV")}.get(prop, 0.0)
 
 
+@needs_opencv
 def test_v4l2_asks_for_its_settings_and_reports_what_it_got(caplog):
     source = open_source("v4l2:///dev/video0?width=1280&height=720&fps=60&fourcc=MJPG")
     capture = FakeV4l2Capture()
@@ -504,6 +604,7 @@ def closed_tcp_port() -> int:
         return probe.getsockname()[1]
 
 
+@needs_opencv
 def test_rtsp_refused_is_a_source_error_and_uses_tcp(monkeypatch):
     monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
     source = open_source(f"rtsp://user:secret@127.0.0.1:{closed_tcp_port()}/stream")
@@ -532,6 +633,7 @@ class FileCapture(OpenCvSource):
         return cv2_module.VideoCapture(str(self.path), cv2_module.CAP_FFMPEG)
 
 
+@needs_opencv
 def test_opencv_read_gives_rgb_and_a_failed_read_is_an_error_or_a_stall(mp4_path, photo_frames):
     source = FileCapture(mp4_path)
     source.open()
@@ -546,6 +648,7 @@ def test_opencv_read_gives_rgb_and_a_failed_read_is_an_error_or_a_stall(mp4_path
     source.close()
 
 
+@needs_opencv
 def test_to_rgb_handles_the_layouts_opencv_returns():
     bgr = np.zeros((2, 3, 3), np.uint8)
     bgr[..., 0] = 200  # blue
@@ -595,6 +698,7 @@ def test_has_gstreamer_reads_opencvs_build_information():
     assert has_gstreamer(built) and not has_gstreamer(without)
 
 
+@needs_opencv
 @pytest.mark.parametrize("uri", ["gst://videotestsrc ! videoconvert", "csi://0"])
 def test_gstreamer_sources_need_an_opencv_built_with_gstreamer(uri):
     if has_gstreamer(cv2):

@@ -18,7 +18,15 @@ import pytest
 
 from stylecast.core.errors import EX_CONFIG
 from stylecast.daemon.config import DEFAULT_CONFIG
-from stylecast.daemon.install import SERVICE, render_unit, shipped_text
+from stylecast.daemon.install import (
+    SERVICE,
+    execution_chain,
+    hidden_paths,
+    render_unit,
+    service_settings,
+    shipped_text,
+)
+from stylecast.daemon.main import main as stylecastd_main
 
 ROOT = Path(__file__).resolve().parents[2]
 STYLECASTD = Path(sys.executable).with_name("stylecastd")
@@ -30,8 +38,12 @@ needs_analyze = pytest.mark.skipif(
 
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(STYLECASTD), *args, "--root", str(root)], capture_output=True,
-                          text=True, timeout=120)
+    # This checkout's own venv may be one the unit hides from the service (a pyenv Python under
+    # /root, a CI venv under /tmp): these tests are about the files written, so they install
+    # anyway; the refusal has tests of its own (test_a_hidden_*).
+    allow = ["--allow-hidden-path"] if args[:1] == ("install",) else []
+    return subprocess.run([str(STYLECASTD), *args, "--root", str(root), *allow],
+                          capture_output=True, text=True, timeout=120)
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
@@ -151,3 +163,116 @@ def test_uninstall_keeps_user_data_unless_purged(installed):
     assert result.returncode == 0, result.stderr
     assert not (installed / "etc" / "stylecast").exists()
     assert not (installed / "var" / "lib" / "stylecast").exists()
+
+
+# --- an ExecStart the unit hides from the service ------------------------------------------
+
+
+def fake_venv(folder: Path, python: Path) -> Path:
+    """folder/bin/stylecastd as pip writes it: a #! script naming folder/bin/python, a symlink
+    to `python`. Returns the script."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(python)
+    script = bin_dir / "stylecastd"
+    script.write_text(f"#!{bin_dir / 'python'}\nimport sys\nfrom stylecast.daemon.main import "
+                      "main\nsys.exit(main())\n")
+    script.chmod(0o755)
+    return script
+
+
+def run_install(monkeypatch, capsys, script: Path, root: Path, *args: str) -> tuple[int, str]:
+    """`stylecastd install` run from the venv of `script` (its sys.executable beside it)."""
+    monkeypatch.setattr(sys, "executable", str(script.with_name("python")))
+    code = stylecastd_main(["install", "--root", str(root), *args])
+    return code, capsys.readouterr().err
+
+
+def test_the_shipped_unit_hides_home_folders_and_tmp():
+    hidden = dict(hidden_paths(service_settings([render_unit(STYLECASTD)])))
+    assert hidden == {"/home": "ProtectHome=yes", "/root": "ProtectHome=yes",
+                      "/run/user": "ProtectHome=yes", "/tmp": "PrivateTmp=yes",
+                      "/var/tmp": "PrivateTmp=yes"}
+    relaxed = service_settings([render_unit(STYLECASTD), "[Service]\nProtectHome=read-only\n"
+                                "PrivateTmp=no\nInaccessiblePaths=-/srv/a /srv/b\n"])
+    # DynamicUser=yes implies PrivateTmp=yes whatever PrivateTmp= says.
+    assert hidden_paths(relaxed) == [
+        ("/tmp", "DynamicUser=yes, which implies PrivateTmp=yes"),
+        ("/var/tmp", "DynamicUser=yes, which implies PrivateTmp=yes"),
+        ("/srv/a", "InaccessiblePaths=-/srv/a"), ("/srv/b", "InaccessiblePaths=/srv/b")]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_hidden_execstart_is_refused_in_one_line_before_anything_is_written(
+        tmp_path, monkeypatch, capsys, dry_run):
+    """The issue's case: a venv under /tmp (PrivateTmp=yes) or a home folder (ProtectHome=yes)."""
+    script = fake_venv(tmp_path / "venv", Path(sys.executable))
+    root = tmp_path / "root"
+    code, err = run_install(monkeypatch, capsys, script, root, *(["--dry-run"] * dry_run))
+    assert code == EX_CONFIG
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"stylecastd: error: {script} (the unit's ExecStart) is under /tmp, "
+                          "which PrivateTmp=yes hides from the service: it would not start: ")
+    assert "/usr/bin/python3 -m venv /opt/stylecast && " in err
+    assert not root.exists()  # with --root, the path the unit runs is checked all the same
+
+
+def test_a_hidden_python_behind_the_execstart_is_refused(tmp_path, monkeypatch, capsys):
+    """A drop-in already in the root is read too: here it lets the service see /tmp but hides
+    the folder the venv's python symlink ends in (as a pyenv Python under /root is hidden)."""
+    pyenv_python = tmp_path / "pyenv" / "python3.11"  # only looked at, never run
+    pyenv_python.parent.mkdir()
+    pyenv_python.write_text("")
+    script = fake_venv(tmp_path / "venv", pyenv_python)
+    root = tmp_path / "root"
+    dropins = root / "etc" / "systemd" / "system" / f"{SERVICE}.d"
+    dropins.mkdir(parents=True)
+    override = dropins / "override.conf"
+    override.write_text(f"[Service]\nDynamicUser=no\nPrivateTmp=no\n"
+                        f"InaccessiblePaths={tmp_path / 'pyenv'}\n")
+    code, err = run_install(monkeypatch, capsys, script, root)
+    assert code == EX_CONFIG
+    assert err.startswith(f"stylecastd: error: {pyenv_python} (the Python that {script} runs: "
+                          f"{script.with_name('python')} links to it) is under "
+                          f"{tmp_path / 'pyenv'}, which InaccessiblePaths="), err
+    assert not (root / "etc" / "systemd" / "system" / SERVICE).exists()
+
+    # The same drop-in without the hidden folder: nothing hidden, so it installs.
+    override.write_text("[Service]\nDynamicUser=no\nPrivateTmp=no\n")
+    code, err = run_install(monkeypatch, capsys, script, root)
+    if shutil.which("systemctl") is None:
+        pytest.skip("systemctl is not installed: the files were checked up to enable")
+    assert code == 0, err
+    unit = (root / "etc" / "systemd" / "system" / SERVICE).read_text()
+    assert f"ExecStart={script} --config" in unit
+
+
+def test_allow_hidden_path_installs_with_a_warning(tmp_path, monkeypatch, capsys):
+    script = fake_venv(tmp_path / "venv", Path(sys.executable))
+    code, err = run_install(monkeypatch, capsys, script, tmp_path / "root", "--dry-run",
+                            "--allow-hidden-path")
+    assert code == 0
+    assert err.startswith(f"warning: {script} (the unit's ExecStart) is under /tmp, which "
+                          "PrivateTmp=yes hides from the service: it would not start; installing "
+                          "anyway (--allow-hidden-path)\n")
+
+
+def test_execution_chain_follows_symlinks_and_the_interpreter(tmp_path):
+    real = tmp_path / "pyenv" / "versions" / "python3.11"  # only looked at, never run
+    real.parent.mkdir(parents=True)
+    real.write_text("")
+    (tmp_path / "pyenv" / "python3").symlink_to("versions/python3.11")  # a relative link
+    script = fake_venv(tmp_path / "venv", tmp_path / "pyenv" / "python3")
+    assert [path for path, _ in execution_chain(script)] == [
+        str(script), str(script.with_name("python")), str(tmp_path / "pyenv" / "python3"),
+        str(real)]
+    long_form = tmp_path / "long"  # pip's trampoline for a #! line too long for the kernel
+    long_form.write_text("#!/bin/sh\n'''exec' \"/opt/a b/python\" \"$0\" \"$@\"\n' '''\n")
+    assert [path for path, _ in execution_chain(long_form)] == [str(long_form), "/opt/a"]
+
+
+def test_root_help_says_what_systemctl_does_there():
+    result = subprocess.run([str(STYLECASTD), "install", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    text = " ".join(result.stdout.split())
+    assert "`systemctl --root=DIR`" in text and "systemd is not touched" not in text

@@ -116,7 +116,8 @@ def test_written_atomically_alone_in_its_folder(exported, name):
 def test_cli_prints_one_summary_line(exported):
     path, out = exported["static"]
     (line,) = out.strip().splitlines()
-    assert str(path) in line and "96x128" in line and "'mosaic'" in line and "nano" in line
+    # exported with --size 96x128 (height x width): 128 wide, 96 high
+    assert str(path) in line and "128x96" in line and "'mosaic'" in line and "nano" in line
     assert "3 images" in line and "PSNR" in line
 
 
@@ -258,7 +259,7 @@ def garbage_file(folder):
 
 def plain_state_dict(folder):
     """What pytorch-CycleGAN-and-pix2pix saves (latest_net_G_A.pth): a bare state dict."""
-    from stylecast.training.teacher import ResnetGenerator
+    from stylecast.training.teachers.cyclegan import ResnetGenerator
 
     path = folder / "latest_net_G_A.pth"
     torch.save(ResnetGenerator(ngf=4, n_blocks=1).state_dict(), path)

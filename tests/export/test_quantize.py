@@ -206,10 +206,11 @@ def test_report_and_dict_describe_sizes_quality_and_speed(outputs, fp32):
     assert result.input_size == STATIC
     text = result.report()
     assert len(text.splitlines()) == 3
-    for needle in ("INT8 (cpu target)", "MB", "PSNR", "SSIM", "1 threads, 64x96", "ms vs FP32"):
+    for needle in ("INT8 (cpu target)", "MB", "PSNR", "SSIM", "1 threads, 96x64", "ms vs FP32"):
         assert needle in text
     record = json.loads(json.dumps(result.as_dict()))
     assert record["precision"] == "int8" and record["target"] == "cpu"
+    assert record["input_size"] == {"width": STATIC[1], "height": STATIC[0]}
     assert record["speedup"] == pytest.approx(result.fp32_latency_ms / result.latency_ms)
     assert record["comparison"]["psnr_mean"] == pytest.approx(result.comparison.psnr_mean)
 

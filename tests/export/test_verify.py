@@ -81,7 +81,7 @@ def test_artifact_matches_its_checkpoint(models, photos, order):
     report = verify(a, b, photos)
     print(order, {k: report[k] for k in REPORT_KEYS - {"a", "b"}})
     assert report["same_weights"] is True
-    assert report["size"] == [96, 128] and report["images"] == 3
+    assert report["size"] == {"width": 128, "height": 96} and report["images"] == 3
     assert report["psnr_min"] is None or report["psnr_min"] >= 45
     assert report["max_abs_error"] <= 1 and report["ssim_mean"] > 0.999
     kinds = {report["a"]["kind"], report["b"]["kind"]}
@@ -97,7 +97,7 @@ def test_dynamic_artifact_runs_at_the_photos_own_sizes(models, photos):
 def test_static_and_dynamic_exports_agree(models, photos):
     report = verify(models["static"], models["dynamic"], photos)
     print({k: report[k] for k in REPORT_KEYS - {"a", "b"}})
-    assert report["size"] == [96, 128]  # the static side decides
+    assert report["size"] == {"width": 128, "height": 96}  # the static side decides
     assert report["same_weights"] is True
     assert report["psnr_min"] is None or report["psnr_min"] >= 45
     assert report["max_abs_error"] <= 1
@@ -138,7 +138,7 @@ def test_runner_for_describes_and_checks_size(models):
     assert about["kind"] == "checkpoint" and about["style"] == "mosaic" and about["step"] == 7
     _, about = runner_for(models["small"], (64, 64))
     assert (about["height"], about["width"], about["precision"]) == (64, 64, "fp32")
-    with pytest.raises(InputError, match="static 96x128 model cannot run 64x64"):
+    with pytest.raises(InputError, match="static 128x96 model cannot run 64x64"):
         runner_for(models["static"], (64, 64))
 
 
@@ -147,7 +147,7 @@ def test_runner_for_describes_and_checks_size(models):
 
 def test_static_artifacts_of_different_sizes_are_refused(models, photos, capsys):
     line = refusal(models["static"], models["small"], photos, capsys)
-    assert "96x128" in line and "64x64" in line
+    assert "128x96" in line and "64x64" in line
     assert str(models["static"]) in line and str(models["small"]) in line
 
 
@@ -201,8 +201,8 @@ def test_cli_verify_json_and_refusal(models, photos, capsys):
     argv = ["verify", str(models["static"]), str(models["ckpt_a"]), "--images", str(photos)]
     assert main([*argv, "--json"]) == 0
     report = strict_json(capsys.readouterr().out)
-    assert report["same_weights"] is True and report["size"] == [96, 128]
+    assert report["same_weights"] is True and report["size"] == {"width": 128, "height": 96}
     argv = ["verify", str(models["static"]), str(models["small"]), "--images", str(photos)]
     assert main(argv) == EX_CONFIG
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "96x128" in line and "64x64" in line
+    assert "128x96" in line and "64x64" in line

@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -30,11 +31,17 @@ from stylecast.stream.outputs.window import unreachable_display
 from stylecast.stream.security import write_key_pair
 from stylecast.stream.sub import main
 
+from support.small_disk import small_disk
 from support.tiny_models import expected_stylized, write_tiny_model
 
 SUB = Path(sys.executable).with_name("stylecast-sub")
 SOURCE = "test://?width=64&height=48&fps=30"
 WAIT_S = 30.0  # generous: a shared 2-core machine
+# Headless Chromium as root on a machine without a usable sandbox (CI containers): no sandbox,
+# no GPU, and none of the background traffic a first run starts (QUIC, updates, sync).
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
 SUMMARY_KEYS = {"frames", "fps", "age_ms_p50", "age_ms_p95", "gaps"}
 
 
@@ -193,6 +200,99 @@ def test_record_without_opencv_names_the_extra(folder, monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'stylecast\[video\]'"):
         open_recorder(folder / "clip.mp4")
     open_recorder(folder / "pngs").close()  # PNGs fall back to Pillow
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ("new/pngs/", "recording PNGs needs OpenCV or Pillow: pip install 'stylecast[video]' or "
+                  "'stylecast[pillow]'"),
+    ("new/clip.mp4", "recording video needs OpenCV: pip install 'stylecast[video]'"),
+])
+def test_a_recording_without_its_library_leaves_nothing_behind(folder, monkeypatch, capsys,
+                                                               record, message):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    assert main([f"ipc://{folder}/nobody", "--record", str(folder / record)]) == 78
+    assert capsys.readouterr().err == f"stylecast-sub: error: {message}\n"
+    assert list(folder.iterdir()) == []
+
+
+def test_recorders_that_wrote_nothing_remove_the_folders_they_made(folder):
+    pytest.importorskip("cv2")
+    assert VideoRecorder(folder / "a" / "b" / "clip.mp4").close() is None
+    assert open_recorder(folder / "c" / "pngs").close() is None
+    (folder / "mine").mkdir()
+    open_recorder(folder / "mine").close()
+    assert [p.name for p in folder.iterdir()] == ["mine"]  # a folder that was there stays
+
+
+@pytest.mark.parametrize("name", ["clip.mkv", "pngs"])
+def test_duration_records_that_long_says_where_and_what_and_exits_0(daemon, folder, capsys,
+                                                                    name):
+    cv2 = pytest.importorskip("cv2")
+    target = folder / "out" / name
+    started = time.monotonic()
+    assert main([daemon.publish, "--duration", "1", "--json", "--record", str(target)]) == 0
+    elapsed = time.monotonic() - started
+    out, err = capsys.readouterr()
+    frames = json_lines(out)[:-1]
+    first, last = err.strip().splitlines()
+    if name == "pngs":
+        assert first == f"recording to {target}/ as numbered PNGs (000000.png, ...)"
+        assert len(list(target.glob("*.png"))) == len(frames)
+        assert not list(target.glob(".*"))  # no temporary left
+        assert last.startswith(f"recorded {len(frames)} PNGs (")
+    else:
+        assert first == f"recording to {target} (as clip.partial.mkv until it ends)"
+        capture = cv2.VideoCapture(str(target))
+        assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == len(frames)
+        capture.release()
+        assert not partial_path(target).exists()
+        assert re.fullmatch(rf"recorded {len(frames)} frames \(\d\.\d s at \d+\.\d\d fps\) "
+                            rf"to {re.escape(str(target))}", last), last
+    # 30 fps for one second: fewer on a busy machine, never more than the second holds.
+    span_s = (frames[-1]["t_capture_ns"] - frames[0]["t_capture_ns"]) / 1e9
+    assert 10 <= len(frames) <= 32 and span_s < 1.0 + 2 / 30, (len(frames), span_s)
+    assert elapsed < 1.0 + WAIT_S
+
+
+def test_a_full_disk_while_recording_pngs_is_one_line_and_keeps_whole_pngs(daemon, folder,
+                                                                          capsys):
+    from PIL import Image
+
+    with small_disk(folder / "disk", "128k") as disk:
+        pngs = disk / "pngs"
+        code = main([daemon.publish, "--record", str(pngs), "--timeout", str(WAIT_S)])
+        out, err = capsys.readouterr()
+        files = sorted(pngs.iterdir())
+        assert files and all(f.name.endswith(".png") and not f.name.startswith(".")
+                             for f in files)
+        for file in files:
+            Image.open(file).load()  # every PNG whole
+    assert code == 1, err
+    *_, said, error = err.strip().splitlines()
+    assert said == f"recorded {len(files)} PNGs (" + said.split("(", 1)[1]
+    assert re.fullmatch(rf"stylecast-sub: error: {re.escape(str(pngs))}/\d{{6}}\.png: disk full: "
+                        r"about [\d.]+ kB needed, [\d.]+ (kB|bytes) free in .*", error), error
+    assert out.strip().splitlines()[-1].startswith("summary: ")
+
+
+def test_a_nearly_full_disk_stops_a_video_recording_and_keeps_it_playable(daemon, folder,
+                                                                         capsys):
+    cv2 = pytest.importorskip("cv2")
+    with small_disk(folder / "disk", "8m") as disk:  # under the 16 MB kept free for the index
+        video = disk / "clip.mp4"
+        assert main([daemon.publish, "--record", str(video), "--timeout", str(WAIT_S)]) == 1
+        err = capsys.readouterr().err
+        capture = cv2.VideoCapture(str(video))
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        readable = capture.read()[0]
+        capture.release()
+        assert not partial_path(video).exists()
+    *_, said, error = err.strip().splitlines()
+    assert readable and count >= 10
+    assert said.startswith(f"recorded {int(count)} frames (")
+    assert error.startswith(f"stylecast-sub: error: {video}: disk nearly full: ")
+    assert f"stopped recording after {int(count)} frames" in error
 
 
 def test_latest_jpeg_encodes_once_and_passes_jpeg_through():
@@ -375,15 +475,18 @@ def test_curve_key_flags(folder, capsys):
 def test_the_page_renders_in_chromium(daemon_with, model, folder, processes):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("Chromium is not installed here (the browser check needs it)")
+        pytest.skip("Chromium is not installed here (apt-get install chromium; .ci/run installs "
+                    "it): the page cannot be rendered by a real browser")
     from PIL import Image
 
     daemon = daemon_with("--model", str(model), "--source", "test://?width=320&height=240&fps=30")
     process = processes(daemon.publish, "--http", "127.0.0.1:0")
     host, port = serving_url(process)
     shot = folder / "page.png"
+    profile = folder / "chromium-profile"  # a new, empty profile for every run
+    profile.mkdir()
     browser = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
          "--window-size=640,480", "--virtual-time-budget=3000", f"http://{host}:{port}/"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(folder)})
     assert browser.returncode == 0 and shot.exists(), browser.stderr[-2000:]

@@ -74,6 +74,48 @@ class FlakyEngine:
         pass
 
 
+class ClockedSource(FrameSource):
+    """A camera on its own clock: frame k (pixel value k % 256) is captured at start + k * interval,
+    whenever it is read."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__("clocked://")
+        self.interval_s = interval_s
+        self._start: float | None = None
+        self._index = 0
+
+    @property
+    def description(self) -> str:
+        return f"clocked frames every {self.interval_s * 1000:g} ms"
+
+    def open(self) -> None:
+        self._start, self._index = time.monotonic(), 0
+
+    def read(self, timeout_s: float) -> Captured:
+        due = self._start + self._index * self.interval_s
+        time.sleep(max(0.0, due - time.monotonic()))
+        image = frame(self._index % 256)
+        self._index += 1
+        return Captured.now(image)
+
+    def close(self) -> None:
+        pass
+
+
+class TimedEngine(FlakyEngine):
+    """255 - x after sleeping `infer_s`; remembers the value of every frame it was given."""
+
+    def __init__(self, infer_s: float) -> None:
+        super().__init__()
+        self.infer_s = infer_s
+        self.seen: list[int] = []
+
+    def __call__(self, image):
+        self.seen.append(int(image[0, 0, 0]))
+        time.sleep(self.infer_s)
+        return super().__call__(image)
+
+
 def frame(value: int) -> np.ndarray:
     return np.full((8, 8, 3), value, np.uint8)
 

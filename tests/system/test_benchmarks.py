@@ -45,13 +45,22 @@ def test_every_section_ran_or_says_why(quick_run):
     assert results["quick"] is True
     assert {"cpu", "cores", "versions", "date"} <= results["machine"].keys()
     found = sections(results)
-    assert list(found) == ["model", "pipeline", "transport", "gpu"]
-    for name in ("model", "pipeline", "transport"):
+    assert list(found) == ["model", "pipeline", "transport", "gpu", "quality"]
+    for name in ("model", "pipeline", "transport", "quality"):
         assert found[name]["skipped"] is None, found[name]["skipped"]
         assert found[name]["rows"], name
         assert f"== {found[name]['title']}" in stdout
     gpu = found["gpu"]
     assert gpu["rows"] or "no CUDA" in gpu["skipped"]
+
+
+def test_quality_rows_hold_the_teacher_and_each_student(quick_run):
+    rows = sections(quick_run[1])["quality"]["rows"]
+    teacher, student = rows
+    assert teacher["model"] == "teacher" and teacher["pan_warp"] > 0 and teacher["ms"] > 0
+    assert student["d_input"] > 0 and student["d_model"] > 0
+    assert student["gap_closed"] == pytest.approx(1 - student["d_model"] / student["d_input"])
+    assert student["gmacs"] > 0 and student["clip_warp"] > 0
 
 
 def test_model_rows_cover_presets_references_and_precisions(quick_run):
@@ -64,6 +73,8 @@ def test_model_rows_cover_presets_references_and_precisions(quick_run):
         assert precisions["fp32"]["speedup"] == 1.0
         for row in precisions.values():
             assert row["ms"] > 0 and row["fps"] > 0 and row["gmacs"] > 0 and row["params_m"] > 0
+            assert row["size"] == f"{row['width']}x{row['height']}"  # width x height
+    assert all(r["psnr_db"] is None for r in model["rows"] if r["kind"] != "trained")
     trained_int8 = next(r for r in model["rows"]
                         if r["kind"] == "trained" and r["precision"] == "int8")
     assert 20 < trained_int8["psnr_db"] < 80  # a real quantized model: close, not identical
@@ -77,6 +88,7 @@ def test_pipeline_compares_the_daemon_with_the_bare_engine(quick_run):
         assert row["ratio"] == pytest.approx(row["daemon_fps"] / row["bare_fps"], rel=0.01)
         assert row["capture_to_publish_ms_p50"] <= row["capture_to_publish_ms_p99"]
         assert row["added_ms_p50"] < row["capture_to_publish_ms_p50"]
+        assert row["camera_fps"] > 0 and row["demand_added_ms_p50"] > 0  # at 30 fps; on demand
     copies = pipeline["rows"][0]["copies_per_frame"]
     assert set(copies) == {"source->engine input", "engine output->result",
                            "result->zmq payload"}
@@ -92,6 +104,7 @@ def test_transport_sets_stylecast_beside_imagezmq(quick_run):
     assert {row["transport"] for row in rows} == {"tcp", "ipc"}
     assert {row["subscribers"] for row in rows if row["mode"] == "pub/sub"} >= {1, 8}
     assert any(row["slow"] for row in rows)
+    assert all("sent_fps" not in row and row["recv_fps_min"] > 0 for row in rows)  # delivered
 
 
 def test_outputs_are_written_and_the_readme_block_replaced(quick_run):

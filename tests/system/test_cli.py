@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stylecast.core.errors import EX_CONFIG, ConfigError, run_cli
+from stylecast.daemon.main import build_parser as stylecastd_parser
 from stylecast.training.complexity import describe_presets
 
 BIN = Path(sys.executable).parent
@@ -28,8 +29,8 @@ SURFACE = {
 SUBCOMMAND_SURFACE = {
     ("stylecast-train", "fit"): ["--content", "--style", "--out", "--config", "--preset",
                                  "--steps", "--size", "--batch-size", "--device", "--resume"],
-    ("stylecast-train", "distill"): ["--teacher", "--content", "--out", "--preset", "--steps",
-                                     "--resume", "--set"],
+    ("stylecast-train", "distill"): ["--teacher", "--style-image", "--content", "--out",
+                                     "--preset", "--steps", "--resume", "--set"],
     ("stylecast-train", "eval"): ["CKPT", "--content", "--style", "--json", "--teacher"],
     ("stylecast-export", "onnx"): ["CKPT", "-o", "--size", "--dynamic", "--float-io", "--images"],
     ("stylecast-export", "quantize"): ["-o", "--precision", "--calib", "--target"],
@@ -63,7 +64,7 @@ def test_subcommand_help_lists_its_flags(command, sub):
 def test_usage_errors_exit_2():
     result = run("stylecast-train", "presets", "--size", "12")
     assert result.returncode == 2
-    assert "expected HEIGHTxWIDTH" in result.stderr
+    assert "expected HxW such as 480x640 (height x width), got '12'" in result.stderr
 
 
 def test_presets_table_shows_computed_figures():
@@ -93,3 +94,34 @@ def test_user_errors_are_one_line_and_exit_78(capsys):
     assert captured.err == (
         "stylecastd: error: stylecast.toml: key 'source' = 'foo://': unknown scheme 'foo'\n"
     )
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["stylecastd", "--sorce", "test://"],
+     "stylecastd: error: unknown flag --sorce (did you mean --source?)"),
+    (["stylecastd", "--fps", "10"],
+     "stylecastd: error: unknown flag --fps (see stylecastd --help)"),
+    (["stylecastd", "install", "--dryrun"],
+     "stylecastd: error: unknown flag --dryrun (did you mean --dry-run?)"),
+    (["stylecast-sub", "--topik", "raw", "ipc:///tmp/x"],
+     "stylecast-sub: error: unknown flag --topik (did you mean --topic?)"),
+    (["stylecast-ctl", "--endpont", "ipc:///tmp/x", "status"],
+     "stylecast-ctl: error: unknown flag --endpont (did you mean --endpoint?)"),
+    (["stylecast-train", "presets", "--sise", "480x640"],
+     "stylecast-train: error: unknown flag --sise (did you mean --size?)"),
+    (["stylecast-export", "onnx", "c.pt", "--outpt", "x.onnx"],
+     "stylecast-export onnx: error: unknown flag --outpt (did you mean --output?)"),
+])
+def test_a_mistyped_flag_is_named_in_one_line_and_exits_2(argv, line):
+    result = run(*argv)
+    assert (result.returncode, result.stderr) == (2, line + "\n")
+
+
+def test_stylecastd_subcommands_still_parse(tmp_path):
+    parser = stylecastd_parser()
+    install = parser.parse_args(["install", "--dry-run", "--root", str(tmp_path)])
+    assert (install.command, install.dry_run, install.root) == ("install", True, tmp_path)
+    uninstall = parser.parse_args(["uninstall", "--purge"])
+    assert (uninstall.command, uninstall.purge) == ("uninstall", True)
+    daemon = parser.parse_args(["--source", "test://", "--model", "m.onnx"])
+    assert (daemon.command, daemon.source, daemon.model) == (None, "test://", "m.onnx")

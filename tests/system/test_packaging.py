@@ -7,9 +7,13 @@ the package index (pip's cache makes repeat runs fast). They take about a minute
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 import venv
 import zipfile
 from pathlib import Path
@@ -82,36 +86,88 @@ def test_device_install_from_wheel_has_no_torch(wheel, tmp_path):
     result = subprocess.run([str(python.parent / "stylecastd"), "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "--source" in result.stdout
+    # The README's endpoint is the default (the run below publishes on a free port instead).
+    assert "(default tcp://127.0.0.1:5555)" in " ".join(result.stdout.split())
     assert_main_job_publishes(python.parent / "stylecastd", tmp_path)
 
 
 def assert_main_job_publishes(stylecastd: Path, folder: Path) -> None:
-    """The README's main job: `stylecastd` with no flags and no config (test:// source, bundled
-    style) publishes stylized frames on tcp://127.0.0.1:5555 soon after it starts."""
-    import json
-    import time
+    """The README's main job: `stylecastd` with no config (test:// source, bundled style)
+    publishes stylized frames soon after it starts.
 
+    One flag more than the README: --publish tcp://127.0.0.1:* (a free port the system picks,
+    read back from the daemon's own log line), so another daemon on the README's port 5555 can
+    neither break this check nor pass it in our daemon's place. The frames are checked to be this
+    daemon's: its control socket (in our RUNTIME_DIRECTORY) reports its pid and our subscription,
+    and the first frame is seq 1 (a daemon counts only what it sent to subscribers). That 5555 is
+    the default endpoint is checked in --help.
+    """
     import zmq
 
+    env = {**os.environ, "RUNTIME_DIRECTORY": str(folder / "run")}  # its control socket
+    started = time.monotonic()
+    daemon = subprocess.Popen([str(stylecastd), "--publish", "tcp://127.0.0.1:*"], cwd=folder,
+                              env=env, stderr=subprocess.PIPE, text=True)
+    log_lines: list[str] = []
+
+    def read_log() -> None:
+        for line in daemon.stderr:
+            log_lines.append(line)
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
-    sub.connect("tcp://127.0.0.1:5555")
-    sub.setsockopt(zmq.SUBSCRIBE, b"stylized")
-    env = {**os.environ, "RUNTIME_DIRECTORY": str(folder / "run")}  # its control socket
-    daemon = subprocess.Popen([str(stylecastd)], cwd=folder, env=env, stderr=subprocess.PIPE,
-                              text=True)
-    started = time.monotonic()
-    message = sub.recv_multipart() if sub.poll(60_000) else None
-    waited = time.monotonic() - started
-    daemon.terminate()
-    _, err = daemon.communicate(timeout=30)
-    sub.close()
+    try:
+        bound = None
+        while bound is None and daemon.poll() is None and time.monotonic() - started < 60:
+            bound = next((m for m in map(PUBLISHING_LINE.search, list(log_lines)) if m), None)
+            time.sleep(0.05)
+        assert bound is not None, f"no 'publishing on' line within 60 s:\n{''.join(log_lines)}"
+        endpoint, control = bound.group("endpoint"), bound.group("control")
+        assert endpoint != "tcp://127.0.0.1:5555"
+        sub.connect(endpoint)
+        sub.setsockopt(zmq.SUBSCRIBE, b"stylized")
+        message = sub.recv_multipart() if sub.poll(60_000) else None
+        waited = time.monotonic() - started
+        status = control_request(control, {"cmd": "status"}) if message is not None else None
+    finally:
+        sub.close()
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        reader.join(timeout=10)
+    err = "".join(log_lines)
     assert message is not None, f"no stylized frame within 60 s; stylecastd said:\n{err}"
     _, header, payload = message
     header = json.loads(header)
     assert header["style"] == "stain" and len(payload) == header["width"] * header["height"] * 3
+    assert header["seq"] == 1, header  # the first frame this daemon ever sent to anyone
+    assert status["pid"] == daemon.pid and status["subscriptions"] == ["stylized"], status
+    assert status["style"] == "stain" and status["source"]["uri"] == "test://", status
     assert daemon.returncode == 0, err
-    print(f"first stylized frame {waited:.1f} s after start")
+    print(f"first stylized frame {waited:.1f} s after start, on {endpoint}")
+
+
+PUBLISHING_LINE = re.compile(r"publishing on (?P<endpoint>tcp://127\.0\.0\.1:\d+); "
+                             r"control on (?P<control>\S+); style 'stain'")
+
+
+def control_request(endpoint: str, request: dict) -> dict:
+    import zmq
+
+    req = zmq.Context.instance().socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(endpoint)
+    try:
+        req.send(json.dumps(request).encode())
+        assert req.poll(10_000), f"no reply from the control socket {endpoint} within 10 s"
+        return json.loads(req.recv())
+    finally:
+        req.close()
 
 
 def test_editable_install_maps_the_source_folders(tmp_path):

@@ -269,8 +269,11 @@ def save(step):
 
 class PausingStream:
     # The file torch.save streams into; it stops dead half way, like a process about to die.
-    def __init__(self, path, pause_at):
-        self.file, self.pause_at, self.written = open(path, "wb"), pause_at, 0
+    def __init__(self, file, pause_at):
+        # save_checkpoint hands torch.save an open file (so a full disk's ENOSPC comes through).
+        if isinstance(file, (str, os.PathLike)):
+            file = open(file, "wb")
+        self.file, self.pause_at, self.written = file, pause_at, 0
     def write(self, data):
         self.file.write(data)
         self.written += len(data)

@@ -15,7 +15,7 @@ from stylecast.training.distill import (
 )
 from stylecast.training.imaging import image_to_tensor
 from stylecast.training.presets import build_generator
-from stylecast.training.teacher import ResnetGenerator
+from stylecast.training.teachers.cyclegan import ResnetGenerator
 
 
 def student() -> nn.Module:

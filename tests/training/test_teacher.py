@@ -1,8 +1,10 @@
-"""Teachers: CycleGAN ResnetGenerator state dicts in that code's own key layout, and checkpoints.
+"""Torch teachers: CycleGAN ResnetGenerator state dicts in that code's own key layout, and
+stylecast checkpoints (teachers/checkpoint.py, teachers/cyclegan.py).
 
 The state dicts here are built from the layout rules of pytorch-CycleGAN-and-pix2pix's
 `models/networks.py` (ResnetGenerator, ResnetBlock), written out independently of
-stylecast.training.teacher, so a drift in our module structure shows up as a key mismatch.
+stylecast.training.teachers.cyclegan, so a drift in our module structure shows up as a key
+mismatch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from stylecast.core.errors import InputError
 from stylecast.training.checkpoint import CheckpointInfo, save_checkpoint
 from stylecast.training.generator import CompactGenerator
 from stylecast.training.presets import build_generator, preset_config
-from stylecast.training.teacher import ResnetGenerator, describe_state_dict, load_teacher
+from stylecast.training.teachers.cyclegan import ResnetGenerator, describe_state_dict
+from stylecast.training.teachers.loader import load_teacher
 
 CYCLEGAN_RESNET9_PARAMS = 11_378_179  # 64-ngf, 9-block, InstanceNorm: CycleGAN's default G
 
@@ -109,6 +112,12 @@ def reference(state: dict[str, torch.Tensor], **config) -> ResnetGenerator:
     return model.eval()
 
 
+def loaded(path: Path) -> tuple[nn.Module, str, str | None]:
+    """The generator a torch teacher renders with, its description and its style."""
+    teacher = load_teacher(path)
+    return teacher.feature_module(), teacher.description, teacher.style
+
+
 def save(tmp_path: Path, name: str, payload: object) -> Path:
     path = tmp_path / name
     torch.save(payload, path)
@@ -160,7 +169,7 @@ def test_cyclegan_state_dict_loads_and_matches_reference(tmp_path, variant, pref
     state = cyclegan_state(**layout, legacy=legacy)
     path = save(tmp_path, "latest_net_G_A.pth", {prefix + k: v for k, v in state.items()})
 
-    teacher, description, style = load_teacher(path)
+    teacher, description, style = loaded(path)
     assert style is None  # a CycleGAN state dict carries no style name
 
     expected_model = reference(cyclegan_state(**layout), **config)
@@ -192,7 +201,7 @@ def test_describe_state_dict_reads_the_layout():
 
 def test_full_size_resnet9_file_loads(tmp_path):
     path = save(tmp_path, "latest_net_G_A.pth", cyclegan_state())
-    teacher, description, _style = load_teacher(path)
+    teacher, description, _style = loaded(path)
     assert description == "CycleGAN ResnetGenerator ngf=64 n_blocks=9 norm=instance"
     with torch.no_grad():
         assert teacher(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
@@ -215,7 +224,7 @@ def test_stylecast_checkpoint_loads_as_teacher(tmp_path):
     path = tmp_path / "base.ckpt"
     save_checkpoint(path, info=info, generator=generator, train_state={}, options={})
 
-    teacher, description, style = load_teacher(path)
+    teacher, description, style = loaded(path)
 
     assert style == "mosaic"
     assert isinstance(teacher, CompactGenerator) and not teacher.training
@@ -224,6 +233,27 @@ def test_stylecast_checkpoint_loads_as_teacher(tmp_path):
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(teacher(x), generator(x))
+    torch.testing.assert_close(load_teacher(path).render(x), generator(x))
+
+
+def test_torch_teacher_renders_any_size_and_keys_its_file(tmp_path):
+    path = save(tmp_path, "latest_net_G_A.pth", cyclegan_state(ngf=8, n_blocks=3))
+    teacher = load_teacher(path)
+    x = torch.rand(2, 3, 30, 45) * 2 - 1  # not multiples of 4: padded inside, cropped back
+    y = teacher.render(x)
+    assert y.shape == x.shape and not y.requires_grad
+    padded = torch.nn.functional.pad(x, (0, 3, 0, 2), mode="reflect")
+    with torch.no_grad():
+        torch.testing.assert_close(y, teacher.feature_module()(padded)[..., :30, :45])
+    assert load_teacher(path).cache_key() == teacher.cache_key()
+    other = save(tmp_path, "other.pth", cyclegan_state(seed=1, ngf=8, n_blocks=3))
+    assert load_teacher(other).cache_key() != teacher.cache_key()
+
+
+def test_a_generator_that_is_not_rgb_to_rgb_is_refused(tmp_path):
+    path = save(tmp_path, "gray.pth", cyclegan_state(ngf=8, n_blocks=3, input_nc=1))
+    with pytest.raises(InputError, match=r"gray\.pth: .* maps 1 to 3 channels"):
+        load_teacher(path)
 
 
 def wrong_shape_state() -> dict[str, torch.Tensor]:

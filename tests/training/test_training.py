@@ -18,9 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylecast.core.errors import EX_CONFIG
+from stylecast.core.errors import EX_CONFIG, EX_FAILURE
 from stylecast.training.checkpoint import LAST, load_checkpoint, load_generator
 from stylecast.training.cli import main as train_main
+
+from support.checkpoints import save_nano_checkpoint
+from support.small_disk import DEV_FULL, needs_dev_full, small_disk
 
 BIN = Path(sys.executable).parent
 TINY = ["--size", "32", "--batch-size", "2", "--device", "cpu"]  # small crops, fast steps
@@ -84,6 +87,45 @@ def test_existing_run_is_not_overwritten(image_folders, tmp_path, capsys):
     assert train_main(fit_args(image_folders, run, 1)) == EX_CONFIG
     assert "already holds a run" in capsys.readouterr().err
     assert (run / LAST).read_bytes() == before
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_old_checkpoint(image_folders, tmp_path,
+                                                                            capsys):
+    """The issue's case: a resumed run whose next checkpoint does not fit (about 69 MB for nano:
+    see docs/training.md) on a real 100 MB tmpfs."""
+    with small_disk(tmp_path / "disk", "100m") as disk:
+        run = disk / "run"
+        assert train_main(fit_args(image_folders, run, 1)) == 0
+        before = (run / LAST).read_bytes()
+        capsys.readouterr()
+        assert train_main(fit_args(image_folders, run, 2, "--resume")) == EX_FAILURE
+        err = capsys.readouterr().err
+        assert (run / LAST).read_bytes() == before
+        assert sorted(p.name for p in run.glob(f".{LAST}.*")) == []  # no temporary left
+    assert "Traceback" not in err and "inline_container" not in err
+    line = err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"stylecast-train: error: {re.escape(str(run / LAST))}: disk full: about "
+                        r"6\d\.\d MB needed, \d+\.\d MB free in .*; the old file is unchanged; "
+                        r"free some space and run it again", line), line
+
+
+@needs_dev_full()
+def test_torch_save_onto_a_full_device_is_a_disk_full_error(tmp_path, monkeypatch):
+    """Needs no mount: torch.save writes into /dev/full (every write ENOSPC) and wraps the
+    OSError in its RuntimeError, as it does on a full disk; the checkpoint code sees through it."""
+    import builtins
+
+    from stylecast.core.errors import DiskFullError
+    from stylecast.training import checkpoint
+
+    real_open = builtins.open
+    monkeypatch.setattr(checkpoint, "open", lambda path, mode: real_open(DEV_FULL, mode),
+                        raising=False)
+    target = tmp_path / LAST
+    with pytest.raises(DiskFullError, match=rf"^{re.escape(str(target))}: disk full: about "
+                       r"33\d\.\d kB needed"):  # the nano generator alone
+        save_nano_checkpoint(target)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

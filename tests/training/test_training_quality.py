@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from stylecast.training.checkpoint import LAST
 from stylecast.training.cli import main as train_main
 from stylecast.training.data import ImageFolder
-from stylecast.training.teacher import ResnetGenerator
+from stylecast.training.teachers.cyclegan import ResnetGenerator
 
 STEPS = 200
 

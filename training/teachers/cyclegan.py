@@ -1,4 +1,4 @@
-"""Large teacher generators for distillation, including those saved by pytorch-CycleGAN-and-pix2pix.
+"""CycleGAN's ResNet generator, and reading the state dicts pytorch-CycleGAN-and-pix2pix saves.
 
 `ResnetGenerator` is our own implementation of the ResNet generator of the widely used
 pytorch-CycleGAN-and-pix2pix code (junyanz), laid out module for module like it so that the state
@@ -17,10 +17,7 @@ dicts that code saves (`latest_net_G_A.pth`: `net.cpu().state_dict()` or, after 
 Convolutions before a norm carry a bias only with InstanceNorm (affine=False, no running stats);
 BatchNorm is affine. Files written by old versions of that code (or of PyTorch) also hold
 running_mean / running_var / num_batches_tracked for the InstanceNorm layers; its loader drops
-them, and so does `load_teacher`.
-
-`load_teacher` also takes a stylecast checkpoint (a `base` or `large` generator trained by
-`stylecast-train fit` makes a good teacher for `nano`).
+them, and so does `resnet_generator_from_state`.
 """
 
 from __future__ import annotations
@@ -28,17 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from stylecast.core.errors import InputError
-from stylecast.training.checkpoint import (
-    check_payload,
-    generator_from_payload,
-    is_checkpoint_payload,
-)
 
 NORMS = ("instance", "batch", "none")
 FIRST_BLOCK = 10  # index in `model` of the first ResnetBlock: stem (4 modules) + 2 x 3 downs
@@ -165,24 +156,9 @@ def describe_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class Teacher(NamedTuple):
-    model: nn.Module  # frozen: eval mode, requires_grad False
-    description: str  # one line
-    style: str | None  # a stylecast checkpoint's style name; CycleGAN state dicts carry none
-
-
-def load_teacher(path: str | Path) -> Teacher:
-    """A frozen teacher, a one-line description of it and its style name, from one read.
-
-    Reads a stylecast checkpoint or a pytorch-CycleGAN-and-pix2pix ResnetGenerator state dict;
-    anything else is an InputError naming the file and the problem in one line.
-    """
-    path = Path(path)
-    payload = _read(path)
-    if is_checkpoint_payload(payload):
-        generator, info = generator_from_payload(check_payload(payload, path), path)
-        return Teacher(_frozen(generator), f"stylecast {info.preset} generator, style "
-                       f"{info.style}, {info.mode} step {info.step}", info.style)
+def resnet_generator_from_state(path: Path, payload: Any) -> tuple[ResnetGenerator, str]:
+    """The ResnetGenerator whose state dict `payload` (read from `path`) is, with a one-line
+    summary of it; InputError naming the file and the problem when it is not one."""
     state = _state_dict(path, payload)
     try:
         config = describe_state_dict(state)
@@ -195,16 +171,7 @@ def load_teacher(path: str | Path) -> Teacher:
     if problem:
         raise InputError(f"{path}: weights do not fit a {_summary(config)} ({problem})")
     model.load_state_dict(state, strict=True)
-    return Teacher(_frozen(model), _summary(config), None)
-
-
-def _read(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(f"{path}: no such teacher file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise InputError(f"{path}: not a readable teacher file ({_first_line(err)})") from None
+    return model, _summary(config)
 
 
 def _state_dict(path: Path, payload: Any) -> dict[str, Tensor]:
@@ -260,14 +227,3 @@ def _summary(config: Mapping[str, Any]) -> str:
     if (config["input_nc"], config["output_nc"]) != (3, 3):
         text += f" channels={config['input_nc']}->{config['output_nc']}"
     return text
-
-
-def _frozen(model: nn.Module) -> nn.Module:
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
