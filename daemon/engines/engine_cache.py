@@ -41,6 +41,7 @@ from stylecast.core.artifact import (
     write_sidecar,
 )
 from stylecast.core.atomic import atomic_path, check_writable
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import ArtifactError, ConfigError
 from stylecast.core.layouts import LAYOUTS
 from stylecast.core.sizes import size_flag_text, size_text
@@ -196,14 +197,6 @@ class EngineKey:
         return (f"{self.precision}, TensorRT {self.tensorrt_version}, {self.gpu_name} "
                 f"(sm {self.compute_capability}), {shapes}, onnx sha256 {self.onnx_sha256[:12]}, "
                 f"key {self.digest()[:12]}")
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def engine_path(cache_dir: str | Path, onnx_path: str | Path, key: EngineKey) -> Path:

