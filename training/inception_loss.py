@@ -114,9 +114,12 @@ class InceptionLoss(nn.Module):
         zero = output.new_zeros(())
         if not layers:
             return InceptionTerms(zero, zero)
-        produced = self.network(self._resize(output), layers)
-        with torch.no_grad():
-            wanted = self.network(self._resize(target.detach()), layers)
+        # float32 even under autocast: the scripted blocks cast their weights to the input's
+        # dtype, and their BatchNorm statistics were never meant for float16.
+        with torch.autocast(output.device.type, enabled=False):
+            produced = self.network(self._resize(output.float()), layers)
+            with torch.no_grad():
+                wanted = self.network(self._resize(target.detach().float()), layers)
         features = [relative_l1(produced[name], wanted[name]) for name in self.feature_layers]
         style = [relative_l1(gram_matrix(produced[name]), gram_matrix(wanted[name]))
                  for name in self.style_layers]

@@ -274,7 +274,8 @@ def test_distilled_student_keeps_its_stylecast_teachers_style(image_folders, tmp
     assert train_main(fit_args(image_folders, teacher_run, 1, "--set", "model.style_name=ink")) == 0
     student_run = tmp_path / "student"
     argv = ["distill", "--teacher", str(teacher_run / LAST), "--content",
-            str(image_folders / "content"), "--out", str(student_run), "--steps", "1", *TINY]
+            str(image_folders / "content"), "--out", str(student_run), "--steps", "1", *TINY,
+            "--set", "distill.scales=[48]"]
     assert train_main(argv) == 0
     _generator, info = load_generator(student_run / LAST)
     assert (info.mode, info.style) == ("distill", "ink")

@@ -64,7 +64,8 @@ def cyclegan_teacher(tmp_path_factory):
 def distill(folders, teacher, run, steps: int, *extra: str) -> None:
     argv = ["distill", "--teacher", str(teacher), "--content", str(folders / "content"),
             "--out", str(run), "--steps", str(steps), "--size", "64", "--batch-size", "2",
-            "--device", "cpu", "--set", "run.sample_every=1000", *extra]
+            "--device", "cpu", "--set", "run.sample_every=1000", "--set", "distill.scales=[64,96]",
+            *extra]
     assert train_main(argv) == 0
 
 
