@@ -23,7 +23,6 @@ Usage: python configs/bundled/content_photos.py OUT [--rcc-dir DIR]
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
 import sys
@@ -39,12 +38,13 @@ from gcompris import (
     Notice,
     board_captions,
     debian_notice,
+    decode_image,
     notice_for,
     open_rcc,
     package_version,
     parse_readme,
 )
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from qt_resources import ResourceFile
 
 from stylecast.core.atomic import atomic_path, atomic_write_text
@@ -97,15 +97,6 @@ def normalise_licence(text: str) -> str:
     'public domain' (the READMEs spell them both ways)."""
     text = re.sub(r"^(CC-BY(?:-SA)?|CC0) ?(\d\.\d)$", r"\1-\2", text.strip())
     return "public domain" if text.lower() == "public domain" else text
-
-
-def decode(blob: bytes, where: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(blob))
-        image.load()
-    except (OSError, UnidentifiedImageError) as err:
-        raise InputError(f"{where}: not a decodable image ({err})") from None
-    return image
 
 
 # --- scikit-image ------------------------------------------------------------------------------
@@ -186,7 +177,7 @@ def _set_photos(resources: ResourceFile, photo_set: PhotoSet, version: str) -> I
         if notice is None or "painting" in notice.comment.lower():
             continue  # no licence note to go by, or not a photo
         where = f"{resources.source}:{entry.path}"
-        read = lambda resources=resources, path=entry.path, where=where: decode(  # noqa: E731
+        read = lambda resources=resources, path=entry.path, where=where: decode_image(  # noqa: E731
             resources.read(path), where)
         stem = PurePosixPath(relative).stem.removesuffix("_background")
         shows = captions.get(entry.path) or photo_set.shows or _humanise(relative)
@@ -274,7 +265,7 @@ def wallpaper_photos(sets: Iterable[WallpaperSet] = WALLPAPER_SETS,
 
 def _open_file(path: Path) -> Image.Image:
     try:
-        return decode(path.read_bytes(), str(path))
+        return decode_image(path.read_bytes(), str(path))
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
 

@@ -9,11 +9,13 @@ each picture, its author, licence and where it came from.
 from __future__ import annotations
 
 import fnmatch
+import io
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from PIL import Image
 from qt_resources import ResourceFile
 
 from stylecast.core.errors import InputError
@@ -165,3 +167,13 @@ def _parse_stanza(stanza: str) -> tuple[list[str], dict[str, str]]:
         elif line.startswith((" ", "\t")) and current == "copyright":
             fields["copyright"] += "; " + line.strip()
     return patterns, fields
+
+
+def decode_image(blob: bytes, where: str) -> Image.Image:
+    """A decoded image (webp, png, jpeg); one InputError line naming `where` if it is not one."""
+    try:
+        image = Image.open(io.BytesIO(blob))
+        image.load()
+    except (OSError, ValueError) as err:  # UnidentifiedImageError is an OSError
+        raise InputError(f"{where}: not a decodable image ({err})") from None
+    return image

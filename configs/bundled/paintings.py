@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 import re
 import sys
@@ -34,6 +33,7 @@ from gcompris import (
     GCOMPRIS_PACKAGE,
     GCOMPRIS_RCC_DIR,
     board_captions,
+    decode_image,
     notice_for,
     open_rcc,
     package_version,
@@ -267,23 +267,14 @@ def _shifted(array: np.ndarray, shift: int, axis: int) -> np.ndarray:
 # --- Extraction --------------------------------------------------------------------------------
 
 
-def decode(blob: bytes, where: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(blob))
-        image.load()
-    except (OSError, ValueError) as err:
-        raise InputError(f"{where}: not a decodable image ({err})") from None
-    return image
-
-
 def painting_image(resources: ResourceFile, painting: Painting) -> tuple[Image.Image, str, int]:
     """(picture, GCompris' caption, how many tiles it was made of: 1 for a whole image)."""
     where = f"{resources.source}:{painting.path}"
     if painting.path.endswith(".webp"):
-        return decode(resources.read(painting.path), where).convert("RGB"), "", 1
+        return decode_image(resources.read(painting.path), where).convert("RGB"), "", 1
     board = parse_board(resources.read(painting.path).decode("utf-8"), where)
     folder = PurePosixPath(painting.path).parent.parent
-    tiles = [(decode(resources.read(f"{folder}/{tile.file}"), f"{where}: {tile.file}"),
+    tiles = [(decode_image(resources.read(f"{folder}/{tile.file}"), f"{where}: {tile.file}"),
               tile.x, tile.y) for tile in board.tiles]
     return reassemble(tiles, (board.width, board.height)), board.caption, len(tiles)
 
