@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stylecast.core.artifact import Contract
+from stylecast.core.extras import needs
 from stylecast.core.sizes import size_text
 from stylecast.daemon.engines.protocol import Engine, Size
 
@@ -65,8 +66,7 @@ def _opencv() -> Any:
     try:
         import cv2
     except ImportError:
-        log.info("OpenCV is not installed: resizing frames with numpy (slower; "
-                 "pip install 'stylecast[video]' for cv2.resize)")
+        log.info("resizing frames with numpy, slower: %s", needs("cv2.resize", "opencv"))
         return None
     return cv2
 

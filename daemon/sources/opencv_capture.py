@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stylecast.core.errors import ConfigError
+from stylecast.core.extras import needs
 from stylecast.core.sizes import size_text
 from stylecast.daemon.sources.base import (
     Captured,
@@ -50,8 +51,8 @@ def import_cv2(uri: str) -> Any:
     try:
         import cv2
     except ImportError:
-        raise ConfigError(f"source '{uri}': needs OpenCV (pip install opencv-python-headless; on "
-                          "a Jetson use JetPack's OpenCV in a venv made with "
+        raise ConfigError(f"source '{redact(uri)}': {needs('this source', 'opencv')} (on a "
+                          "Jetson: JetPack's OpenCV, in a venv made with "
                           "--system-site-packages)") from None
     return cv2
 

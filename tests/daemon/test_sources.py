@@ -713,7 +713,7 @@ def test_gstreamer_sources_need_an_opencv_built_with_gstreamer(uri):
 def test_opencv_missing_is_a_config_error_for_live_sources(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     for uri in ("v4l2:///dev/video0", "rtsp://cam/s", "gst://videotestsrc", "csi://0"):
-        with pytest.raises(ConfigError, match="opencv-python-headless"):
+        with pytest.raises(ConfigError, match=r"needs OpenCV: pip install 'stylecast\[video\]'"):
             open_source(uri).open()
 
 
@@ -871,3 +871,15 @@ def test_picamera2_camera_in_use_is_a_source_error(fake_picamera2):
         source.open()
     assert "another process" in str(err.value)
     source.close()
+
+
+def test_a_camera_source_without_opencv_says_which_extra_brings_it(monkeypatch):
+    from stylecast.daemon.sources.opencv_capture import import_cv2
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    with pytest.raises(ConfigError) as err:
+        import_cv2("rtsp://admin:secret@cam/stream")
+    message = str(err.value)
+    assert message.startswith("source 'rtsp://admin:***@cam/stream': this source needs OpenCV: "
+                              "pip install 'stylecast[video]'")
+    assert "--system-site-packages" in message and "secret" not in message
