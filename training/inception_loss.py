@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylecast.training.losses import gram_matrix
+from stylecast.training.losses import gram_matrix, tapped_features
 
 BLOCKS = ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1",
           "mixed", "mixed_1", "mixed_2", "mixed_3", "mixed_4", "mixed_5", "mixed_6", "mixed_7")
@@ -57,13 +57,7 @@ class InceptionBlocks(nn.Module):
         if not indices:
             raise ValueError("ask for at least one Inception layer")
         # The network's own input convention: uint8 values v -> (v - 128) / 128.
-        h = ((x + 1) * 127.5 - 128) / 128
-        out: dict[str, Tensor] = {}
-        for index, block in enumerate(self.blocks[: max(indices) + 1]):
-            h = block(h)
-            if index in indices:
-                out[indices[index]] = h
-        return out
+        return tapped_features(self.blocks, ((x + 1) * 127.5 - 128) / 128, indices)
 
 
 def check_layer(name: str) -> int:

@@ -9,10 +9,12 @@ GANLoss takes raw discriminator logits (a PatchGAN map); both modes average over
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 GAN_MODES = ("lsgan", "hinge")
 
@@ -115,3 +117,16 @@ def gradient_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     (out_x, out_y), (want_x, want_y) = differences(output), differences(target.detach())
     return 0.5 * (F.l1_loss(out_x, want_x) + F.l1_loss(out_y, want_y))
+
+
+def tapped_features(modules: Sequence[nn.Module], x: torch.Tensor,
+                    taps: Mapping[int, str]) -> dict[str, torch.Tensor]:
+    """Run `modules` in order on `x`, only as far as the deepest tap, and return the output of
+    each tapped module (index -> name) under its name: the perceptual networks' feature maps."""
+    out: dict[str, torch.Tensor] = {}
+    h = x
+    for index, module in enumerate(modules[: max(taps) + 1]):
+        h = module(h)
+        if index in taps:
+            out[taps[index]] = h
+    return out

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylecast.core.errors import InputError
-from stylecast.training.losses import gram_matrix
+from stylecast.training.losses import gram_matrix, tapped_features
 
 # torchvision's vgg16 "D" configuration: conv3x3 widths, "M" = 2x2 max pool.
 VGG16_CONFIG: tuple[int | str, ...] = (
@@ -60,13 +60,7 @@ class VGG16Features(nn.Module):
         if unknown or not layers:
             raise ValueError(f"VGG-16 layers must be some of {', '.join(LAYERS)}, got {layers}")
         wanted = {LAYERS[name]: name for name in layers}
-        h = ((x + 1) / 2 - self.mean) / self.std
-        out: dict[str, torch.Tensor] = {}
-        for index, module in enumerate(self.features[: max(wanted) + 1]):
-            h = module(h)
-            if index in wanted:
-                out[wanted[index]] = h
-        return out
+        return tapped_features(self.features, ((x + 1) / 2 - self.mean) / self.std, wanted)
 
 
 def load_vgg16(path: Path) -> VGG16Features:
