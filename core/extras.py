@@ -15,6 +15,7 @@ from __future__ import annotations
 EXTRAS: dict[str, tuple[str, str]] = {
     "opencv": ("OpenCV", "video"),
     "pillow": ("Pillow", "pillow"),
+    "openvino": ("OpenVINO", "openvino"),
 }
 
 

@@ -1,20 +1,33 @@
 """The compact generator family: an image-to-image network built for TensorRT and ONNX Runtime.
 
+Two tails share one body. The `full` tail (nano, small, base, large):
+
     stem      3x3 conv                                   full resolution
     down x2   depthwise-separable conv, stride 2         1/2, then 1/4 resolution
     body      inverted-residual blocks (MobileNetV2)     1/4 resolution, where most work is
     up x2     nearest resize + depthwise-separable conv  back to full resolution
     head      3x3 conv to RGB, tanh
 
-Every op exports to ONNX as Conv, Relu, Add, Resize(nearest), Tanh (and BatchNormalization,
-which export folds into the convolutions). There is no transposed convolution (checkerboard
-artifacts, awkward INT8 per-channel axis) and no InstanceNorm (breaks FP16 TensorRT, does not
-quantize). Input and output are NCHW float in [-1, 1]; H and W must be multiples of 4.
+The `subpixel` tail (swift) does no convolution at full resolution, where a CPU is bound by
+memory rather than arithmetic (docs/benchmarks.md, "Student design"):
+
+    stem      3x3 conv, stride 2                         1/2 resolution
+    down      depthwise-separable conv, stride 2         1/4 resolution
+    body      inverted-residual blocks                   1/4 resolution
+    up        nearest resize + depthwise-separable conv  1/2 resolution, plus the stem (a skip)
+    head      1x1 conv to 12 channels, DepthToSpace(2)   full resolution, then tanh
+
+Every op exports to ONNX as Conv, Relu, Add, Resize(nearest), DepthToSpace, Tanh (and
+BatchNormalization, which export folds into the convolutions). There is no transposed
+convolution (checkerboard artifacts, awkward INT8 per-channel axis) and no InstanceNorm (breaks
+FP16 TensorRT, does not quantize). Input and output are NCHW float in [-1, 1]; H and W must be
+multiples of 4.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -22,6 +35,8 @@ from torch import nn
 from stylecast.core.sizes import size_text
 
 SIZE_MULTIPLE = 4  # two stride-2 stages
+Tail = Literal["full", "subpixel"]
+TAILS: tuple[Tail, ...] = ("full", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -31,11 +46,14 @@ class GeneratorConfig:
     channels: int
     blocks: int
     expansion: int
+    tail: Tail = "full"  # checkpoints from before the subpixel tail have none: they are "full"
 
     def __post_init__(self) -> None:
         for field in ("channels", "blocks", "expansion"):
             if getattr(self, field) < 1:
                 raise ValueError(f"generator {field} must be >= 1, got {getattr(self, field)}")
+        if self.tail not in TAILS:
+            raise ValueError(f"generator tail must be one of {', '.join(TAILS)}, got {self.tail!r}")
 
 
 class ConvBNReLU(nn.Sequential):
@@ -95,13 +113,22 @@ class CompactGenerator(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        self.stem = ConvBNReLU(3, c, 3)
-        self.down = nn.Sequential(SeparableConv(c, 2 * c, stride=2), SeparableConv(2 * c, 4 * c, 2))
+        self.subpixel = config.tail == "subpixel"
         self.body = nn.Sequential(
             *(InvertedResidual(4 * c, config.expansion) for _ in range(config.blocks))
         )
-        self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c), ResizeConvUp(2 * c, c))
-        self.head = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1), nn.Tanh())
+        if self.subpixel:
+            self.stem = ConvBNReLU(3, 2 * c, 3, stride=2)
+            self.down = nn.Sequential(SeparableConv(2 * c, 4 * c, stride=2))
+            self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c))
+            self.head = nn.Sequential(nn.Conv2d(2 * c, 3 * 4, 1), nn.PixelShuffle(2),
+                                      nn.Tanh())
+        else:
+            self.stem = ConvBNReLU(3, c, 3)
+            self.down = nn.Sequential(SeparableConv(c, 2 * c, stride=2),
+                                      SeparableConv(2 * c, 4 * c, 2))
+            self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c), ResizeConvUp(2 * c, c))
+            self.head = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1), nn.Tanh())
 
     def feature_layers(self) -> list[nn.Module]:
         """Where distillation taps features: three at 1/4 resolution (4c ch), one at 1/2 (2c ch)."""
@@ -111,7 +138,10 @@ class CompactGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             _check_input(x)  # an export trace must not bake the input's shape into the graph
-        return self.head(self.up(self.body(self.down(self.stem(x)))))
+        stem = self.stem(x)
+        up = self.up(self.body(self.down(stem)))
+        # the subpixel tail's stem and up meet at 1/2 resolution with the same width
+        return self.head(up + stem if self.subpixel else up)
 
 
 def _check_input(x: torch.Tensor) -> None:

@@ -10,6 +10,7 @@ from stylecast.core.errors import ConfigError
 from stylecast.training.generator import CompactGenerator, GeneratorConfig
 
 PRESETS: dict[str, GeneratorConfig] = {
+    "swift": GeneratorConfig(channels=16, blocks=4, expansion=2, tail="subpixel"),
     "nano": GeneratorConfig(channels=16, blocks=4, expansion=2),
     "small": GeneratorConfig(channels=24, blocks=6, expansion=3),
     "base": GeneratorConfig(channels=32, blocks=9, expansion=4),

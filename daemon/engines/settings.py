@@ -23,12 +23,14 @@ class EngineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # auto: native TensorRT for .engine/.plan files, and for .onnx where TensorRT and a CUDA
-    # binding are installed; ONNX Runtime otherwise.
-    runtime: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
+    # binding are installed; otherwise ONNX Runtime, or OpenVINO where it is installed and
+    # faster here (both are timed at load).
+    runtime: Literal["auto", "onnxruntime", "openvino", "tensorrt"] = "auto"
     # ONNX Runtime execution providers in order of preference; empty = the best available of
     # tensorrt, cuda, cpu. (A tuple: settings are hashable, loaded engines are cached by them.)
     providers: tuple[Literal["tensorrt", "cuda", "cpu"], ...] = ()
-    # ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (one per physical core).
+    # Inference threads (ONNX Runtime intra-op threads, OpenVINO INFERENCE_NUM_THREADS); 0 = the
+    # runtime's default (one per physical core).
     threads: int = Field(default=0, ge=0)
     # Precision of a TensorRT engine built from an ONNX model; unset = fp16 for an FP32/FP16
     # model, int8 for an INT8 (Q/DQ) one.

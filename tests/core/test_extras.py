@@ -16,7 +16,7 @@ else:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = {"opencv": "opencv-python-headless", "pillow": "pillow"}
+DISTRIBUTIONS = {"opencv": "opencv-python-headless", "pillow": "pillow", "openvino": "openvino"}
 
 
 @pytest.mark.parametrize("library", sorted(EXTRAS))

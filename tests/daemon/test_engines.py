@@ -30,6 +30,7 @@ from stylecast.daemon.engines import (
     choose_runtime,
     frame_fit,
     load_engine,
+    runtime_choice,
     tensorrt_engine,
 )
 from stylecast.daemon.engines.frame_fit import model_size, nearest_multiple, resize_bilinear
@@ -111,6 +112,7 @@ def never(*_):
     ("m.plan", "auto", never, "tensorrt"),
     ("m.onnx", "tensorrt", never, "tensorrt"),
     ("m.onnx", "onnxruntime", never, "onnxruntime"),
+    ("m.onnx", "openvino", never, "openvino"),
 ])
 def test_choose_runtime(name, runtime, native, expected):
     assert choose_runtime(Path(name), runtime, native) == expected
@@ -123,9 +125,13 @@ def test_choose_runtime_refuses_engines_under_onnxruntime_and_unknown_files():
         choose_runtime(Path("m.pt"), "auto", never)
 
 
-def test_auto_runs_onnx_models_on_onnxruntime_without_tensorrt(models, settings, photo_rgb):
+def test_auto_runs_onnx_models_on_onnxruntime_without_tensorrt_and_openvino(models, settings,
+                                                                            photo_rgb,
+                                                                            monkeypatch):
     if tensorrt_engine.native_tensorrt_available():
         pytest.skip("tensorrt and cuda-python are installed here: auto picks native TensorRT")
+    # With OpenVINO, auto times both (tests/daemon/test_openvino_engine.py).
+    monkeypatch.setattr(runtime_choice, "openvino_available", lambda: False)
     engine = load_engine(models["static"], settings)
     try:
         assert isinstance(engine, FittedEngine)

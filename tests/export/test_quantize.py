@@ -69,7 +69,7 @@ def fp32(tmp_path_factory, folders):
     return {name: root / f"{name}.onnx" for name in shapes}
 
 
-def trained_generator(steps: int = 150) -> torch.nn.Module:
+def trained_generator(steps: int = 150, preset: str = "nano") -> torch.nn.Module:
     """A nano generator trained for a few seconds to map photos to their sepia tone (L1).
 
     Random weights make a high-gain noise generator whose every rounding error shows in the
@@ -81,7 +81,7 @@ def trained_generator(steps: int = 150) -> torch.nn.Module:
     torch.manual_seed(0)
     photos = [torch.tensor(photo).permute(2, 0, 1) / 127.5 - 1.0
               for photo in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket())]
-    generator = build_generator("nano").train()
+    generator = build_generator(preset).train()
     optimizer = torch.optim.Adam(generator.parameters(), 3e-3)
     for _ in range(steps):
         batch = torch.stack([random_crop(photo, 48) for photo in photos])
@@ -249,6 +249,33 @@ def test_int8_quantizes_the_default_layers_only(outputs, case):
         if node.op_type in PRE_POST_OPS:
             assert all(made_by.get(name, node).op_type != "DequantizeLinear"
                        for name in node.input), node.name
+
+
+@pytest.fixture(scope="module")
+def swift_fp32(tmp_path_factory, folders):
+    """A dynamic FP32 artifact of the subpixel-tail preset (DepthToSpace at the end)."""
+    root = tmp_path_factory.mktemp("swift")
+    info = CheckpointInfo("fit", 1, "swift", preset_config("swift"), "teststyle")
+    save_checkpoint(root / "swift.ckpt", info=info, generator=trained_generator(preset="swift"),
+                    train_state={}, options={})
+    export_onnx(root / "swift.ckpt", root / "swift.onnx", images=folders / "heldout")
+    return root / "swift.onnx"
+
+
+def test_cpu_target_quantizes_every_layer_of_a_subpixel_tail(swift_fp32, folders, tmp_path,
+                                                               monkeypatch):
+    """No convolution runs at full resolution, and INT8 gains at half resolution too: every
+    conv is quantized, and the quantizer leaves nothing behind in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    result = quantize.quantize_int8(swift_fp32, tmp_path / "out" / "swift.onnx", folders / "calib",
+                                    calib_size=(64, 64), images=folders / "heldout", threads=1)
+    model = onnx.load(result.path)
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert convs and all(conv_weight_is_quantized(model, conv) for conv in convs)
+    assert "DepthToSpace" in {node.op_type for node in model.graph.node}
+    assert result.comparison.psnr_mean >= MIN_PSNR["dynamic"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+    assert OnnxEngine(result.path)(np.zeros((68, 92, 3), np.uint8)).shape == (68, 92, 3)
 
 
 def test_cpu_target_uses_uint8_activations_and_7_bit_per_channel_weights(outputs):

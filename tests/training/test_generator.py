@@ -44,11 +44,41 @@ def test_forward_shape_and_range_on_a_photo(trained_like, photo_rgb, size):
     assert y.std() > 0  # not a constant image
 
 
+@pytest.mark.parametrize("preset", ["nano", "swift"])
 @pytest.mark.parametrize("size", [(4, 4), (68, 92), (100, 4)])
-def test_any_multiple_of_four_works(size):
-    model = build_generator("nano").eval()
+def test_any_multiple_of_four_works(preset, size):
+    model = build_generator(preset).eval()
     with torch.no_grad():
         assert model(torch.zeros(2, 3, *size)).shape == (2, 3, *size)
+
+
+def _conv_output_sizes(model: nn.Module, height: int, width: int) -> list[tuple[int, int]]:
+    sizes = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[-2:])))
+             for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, height, width))
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+def test_subpixel_tail_does_no_convolution_at_full_resolution():
+    swift = _conv_output_sizes(build_generator("swift"), 64, 96)
+    nano = _conv_output_sizes(build_generator("nano"), 64, 96)
+    assert max(swift) == (32, 48)
+    assert (64, 96) in nano  # the full tail does: the comparison is not empty
+
+
+def test_subpixel_head_puts_each_output_pixel_on_its_own_channel():
+    """DepthToSpace: the 12 head channels become the 4 sub-pixels of each 2x2 output block."""
+    model = build_generator("swift").eval()
+    head_conv, shuffle = model.head[0], model.head[1]
+    features = torch.zeros(1, head_conv.out_channels, 1, 1)
+    features[0, 5] = 1.0  # channel 5 = colour 1, sub-pixel 1 (row 0, column 1)
+    block = shuffle(features)[0]
+    assert block.shape == (3, 2, 2)
+    assert block[1, 0, 1] == 1.0 and block.sum() == 1.0
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 30, 32), (1, 3, 32, 31), (1, 4, 32, 32), (3, 32, 32)])
@@ -78,7 +108,7 @@ def test_no_transposed_conv_or_instance_norm_modules():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's notice
-@pytest.mark.parametrize("name", ["nano", "small"])
+@pytest.mark.parametrize("name", ["nano", "small", "swift"])
 def test_exported_graph_has_only_fast_ops_and_matches_pytorch(name, photo_rgb):
     """Exported in eval mode, BatchNorm folds away and only TensorRT/ORT-friendly ops remain."""
     onnx = pytest.importorskip("onnx")
@@ -91,7 +121,9 @@ def test_exported_graph_has_only_fast_ops_and_matches_pytorch(name, photo_rgb):
                       input_names=["x"], output_names=["y"])
     graph = onnx.load_from_string(buffer.getvalue()).graph
     ops = {node.op_type for node in graph.node}
-    assert ops <= {"Conv", "Relu", "Add", "Resize", "Tanh", "Constant", "Identity"}
+    assert ops <= {"Conv", "Relu", "Add", "Resize", "Tanh", "Constant", "Identity",
+                   "DepthToSpace"}
+    assert ("DepthToSpace" in ops) == (name == "swift")
     assert "BatchNormalization" not in ops
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     (onnx_y,) = session.run(None, {"x": x.numpy()})
@@ -129,11 +161,12 @@ def test_macs_are_counted_from_the_network(name):
 def test_presets_are_ordered_by_cost_and_within_budget():
     rows = {row.name: row for row in describe_presets()}
     gmacs = [rows[name].gmacs for name in PRESET_NAMES]
-    params = [rows[name].params for name in PRESET_NAMES]
     assert gmacs == sorted(gmacs) and len(set(gmacs)) == len(gmacs)
+    full_tail = [name for name in PRESET_NAMES if PRESETS[name].tail == "full"]
+    params = [rows[name].params for name in full_tail]
     assert params == sorted(params)
-    assert {"nano", "small", "base"} <= set(rows)
-    assert rows["nano"].gmacs <= 0.6
+    assert {"swift", "nano", "small", "base"} <= set(rows)
+    assert rows["swift"].gmacs <= rows["nano"].gmacs <= 0.6
     assert rows["small"].gmacs <= 2.0
 
 
@@ -147,6 +180,11 @@ def test_config_rejects_nonpositive_sizes(field):
     values = {"channels": 8, "blocks": 2, "expansion": 2, field: 0}
     with pytest.raises(ValueError, match=field):
         GeneratorConfig(**values)
+
+
+def test_config_rejects_an_unknown_tail():
+    with pytest.raises(ValueError, match="tail must be one of full, subpixel, got 'wide'"):
+        GeneratorConfig(channels=8, blocks=2, expansion=2, tail="wide")
 
 
 def test_pixel_convention_round_trips_a_photo(photo_rgb):
