@@ -25,10 +25,11 @@ from benchmarks.report import (
 )
 from stylecast.core.atomic import atomic_write_text
 
-SECTIONS = ("model", "pipeline", "transport", "gpu", "quality")
-MODULES = {"model": "benchmarks.models", "pipeline": "benchmarks.pipeline",
-           "transport": "benchmarks.transport", "gpu": "benchmarks.gpu",
-           "quality": "benchmarks.quality"}
+SECTIONS = ("model", "runtimes", "pipeline", "controls", "transport", "gpu", "quality")
+MODULES = {"model": "benchmarks.models", "runtimes": "benchmarks.runtimes",
+           "pipeline": "benchmarks.pipeline",
+           "controls": "benchmarks.controls", "transport": "benchmarks.transport",
+           "gpu": "benchmarks.gpu", "quality": "benchmarks.quality"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 

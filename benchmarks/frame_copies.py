@@ -101,7 +101,8 @@ class CopyAudit:
         source = open_source(self.source_uri)
         self._watch_source(source)
         cache = LoadedEngines(lambda *a, **k: _WatchedEngine(load_engine(*a, **k), self))
-        styles = StyleBook({"audit": self.model}, "audit", EngineSettings(), cache)
+        styles = StyleBook({"audit": self.model}, "audit", EngineSettings(runtime="onnxruntime"),
+                           cache)
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"stylized")
         sub.connect(publisher.endpoints[0])

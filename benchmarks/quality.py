@@ -18,7 +18,7 @@ STYLECAST_EXTRA_STUDENTS (optional: a folder of NAME.*.onnx students to compare 
 e.g. another preset trained with the same recipe). A student is labelled by the preset and
 precision its artifact records.
 
---quick checks that the code runs, on packages alone: the bundled `stain` model stands in as
+--quick checks that the code runs, on packages alone: the default bundled style stands in as
 the student of Magenta's multistyle style 19 on three small scikit-image photos; its figures
 mean nothing.
 """
@@ -115,7 +115,9 @@ def _extra_students(style: str) -> list[Path]:
 
 
 def _quick_cases() -> tuple[list[StyleCase], list[str]]:
-    stand_in = ROOT / "daemon" / "models" / "fp32" / "stain.onnx"
+    from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE
+
+    stand_in = BUNDLED_MODELS / "fp32" / f"{DEFAULT_BUNDLED_STYLE}.onnx"
     return [StyleCase("multistyle:19", "multistyle:19",
                       [Student("multistyle:19", "compared", stand_in)])], []
 
@@ -265,7 +267,7 @@ def _notes(photos: list[np.ndarray], quick: bool, missing: list[str]) -> list[st
                  "on a CPU), cpu fp32 = daemon/models/fp32/, jetson = daemon/models/small/, "
                  "compared = another student trained with the same recipe, not shipped.")
     if quick:
-        notes.insert(0, "--quick: the bundled stain model stands in as a student of "
+        notes.insert(0, "--quick: the default bundled style stands in as a student of "
                         "multistyle:19 to check the code runs; the figures mean nothing.")
     notes += [f"not measured: {line}" for line in missing]
     return notes

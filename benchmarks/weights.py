@@ -18,7 +18,7 @@ while the trained nano ran FP16 at FP32's speed (1.02x); neither is a property o
 
 `realistic` gives a network what training leaves: convolutions that keep unit variance through
 a ReLU (Kaiming normal, fan in), unit norm scales, small distinct biases and shifts, and residual
-projections at a tenth of their input (what the bundled stain model's blocks measure).
+projections at a tenth of their input (what the trained nano `stain` style's blocks measured).
 `subnormal_share` checks the activations.
 """
 

@@ -12,9 +12,17 @@ import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stylecast.core.artifact import ENGINE_SUFFIXES
 from stylecast.core.errors import ConfigError
@@ -30,7 +38,8 @@ else:  # pragma: no cover - Python 3.10 (JetPack 6)
 
 DEFAULT_CONFIG = Path("/etc/stylecast/stylecast.toml")
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"  # INT8; FP32 twins in models/fp32/
-DEFAULT_BUNDLED_STYLE = "stain"
+# the bundled style that looked best on the test card and on photos (docs/gallery.png)
+DEFAULT_BUNDLED_STYLE = "cafe-terrace"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
@@ -54,7 +63,35 @@ class SourceSettings(Section):
         return uri
 
 
+class StyleTuning(Section):
+    """[styles.NAME]: how much of a style shows, and how calm it is. Both change live too
+    (`stylecast-ctl set-strength` / `set-smoothing`), from the next frame on."""
+
+    # 1 = the model's picture, 0 = the camera's frame, between: a blend of the two.
+    strength: float = Field(default=1.0, ge=0, le=1, strict=True, allow_inf_nan=False)
+    # Running average of the stylized frames, against texture shimmer on still scenes: 0 = off,
+    # 0.5 = each new frame weighs half; 1 holds the stylized picture still. Started afresh on
+    # a style switch or a frame size change.
+    smoothing: float = Field(default=0.0, ge=0, le=1, strict=True, allow_inf_nan=False)
+
+
+STYLE_KEYS = ("active", "preload", "models")
+
+
+def _a_table(value: Any) -> Any:
+    """A [styles] key that is not one of its own must be a [styles.NAME] table."""
+    if not isinstance(value, dict):
+        raise ValueError(f"is not a known key (the [styles] keys are {', '.join(STYLE_KEYS)}, "
+                         "and a [styles.NAME] table tunes the style NAME)")
+    return value
+
+
 class StyleSettings(Section):
+    # Any other key is a [styles.NAME] table: that style's StyleTuning.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[StyleTuning, BeforeValidator(_a_table)]] = Field(
+        init=False)
+
     # The style live at start; default: the first one in `models`.
     active: str | None = Field(default=None, pattern=NAME_PATTERN)
     # Load every style at start (instant switches, more memory) or each on its first use.
@@ -72,6 +109,10 @@ class StyleSettings(Section):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"style name {name!r} must match {NAME_PATTERN}")
         return models
+
+    def tunings(self) -> dict[str, StyleTuning]:
+        """The [styles.NAME] tables, by style name."""
+        return dict(self.model_extra or {})
 
 
 class PublishSettings(Section):
@@ -157,6 +198,12 @@ class DaemonConfig(Section):
         """The configured styles, or the bundled ones when none are configured."""
         return dict(self.styles.models) or bundled_styles()
 
+    def style_tunings(self) -> dict[str, StyleTuning]:
+        """Every style's strength and smoothing at start: its [styles.NAME] table or the
+        defaults."""
+        tables = self.styles.tunings()
+        return {name: tables.get(name, StyleTuning()) for name in self.style_models()}
+
     def active_style(self) -> str:
         models = self.style_models()
         if self.styles.active:
@@ -177,6 +224,18 @@ def _unknown_active_style(config: DaemonConfig) -> str | None:
             f"{', '.join(names)}")
 
 
+def _tables_of_unknown_styles(config: DaemonConfig) -> str | None:
+    names = list(config.style_models())
+    unknown = [name for name in config.styles.tunings() if name not in names]
+    if not unknown:
+        return None
+    close = difflib.get_close_matches(unknown[0], names, n=1)
+    hint = f" (did you mean [styles.{close[0]}]?)" if close else ""
+    which = "configured" if config.styles.models else "bundled"
+    return (f"table [styles.{unknown[0]}] tunes no style{hint}; the {which} styles are "
+            f"{', '.join(names)}")
+
+
 def _control_among_publish(config: DaemonConfig) -> str | None:
     endpoint = config.control.endpoint
     if endpoint not in config.publish.endpoints:
@@ -185,14 +244,15 @@ def _control_among_publish(config: DaemonConfig) -> str | None:
             "and publish sockets need endpoints of their own")
 
 
-def _engine_under_onnxruntime(config: DaemonConfig) -> str | None:
-    if config.engine.runtime != "onnxruntime":
+def _engine_file_without_tensorrt(config: DaemonConfig) -> str | None:
+    runtime = config.engine.runtime
+    if runtime not in ("onnxruntime", "openvino"):
         return None
     engines = [name for name, path in config.styles.models.items()
                if path.suffix.lower() in ENGINE_SUFFIXES]
     if not engines:
         return None
-    return (f"key 'engine.runtime' = 'onnxruntime' cannot run the TensorRT engine of style "
+    return (f"key 'engine.runtime' = {runtime!r} cannot run the TensorRT engine of style "
             f"'{engines[0]}'; use 'tensorrt' or 'auto', or give the style its .onnx model")
 
 
@@ -204,8 +264,8 @@ def _backoff_above_max(config: DaemonConfig) -> str | None:
             f"source.reopen_backoff_max_s = {source.reopen_backoff_max_s:g}")
 
 
-CROSS_CHECKS = (_unknown_active_style, _control_among_publish, _engine_under_onnxruntime,
-                _backoff_above_max)
+CROSS_CHECKS = (_unknown_active_style, _tables_of_unknown_styles, _control_among_publish,
+                _engine_file_without_tensorrt, _backoff_above_max)
 
 
 def _check_endpoint(endpoint: str) -> str:
@@ -251,6 +311,8 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
         _resolve_relative_paths(data, path.parent)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
+    if "styles.models" in (overrides or {}):  # --model: the file's styles are not in play
+        _drop_style_tables(data, keep=set(overrides["styles.models"]))
     where = f"{path}: " if path is not None else ""
     try:
         return DaemonConfig.model_validate(data)
@@ -295,6 +357,14 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     for key in ("curve_secret_key", "authorized_keys"):
         if key in security:
             security[key] = _resolved(security[key], base)
+
+
+def _drop_style_tables(data: dict[str, Any], keep: set[str]) -> None:
+    """Remove the [styles.NAME] tables of styles other than `keep`."""
+    styles = _table(data, "styles")
+    for key in [k for k, v in styles.items() if isinstance(v, dict) and k not in STYLE_KEYS]:
+        if key not in keep:
+            del styles[key]
 
 
 def _table(data: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ Requests (one single-frame UTF-8 JSON object each):
 
     {"cmd": "status"}   {"cmd": "styles"}   {"cmd": "set_style", "style": NAME}
     {"cmd": "pause"}    {"cmd": "resume"}
+    {"cmd": "set_strength", "value": 0..1}      {"cmd": "set_smoothing", "value": 0..1}
+        (each with an optional "style": NAME; the active style without it)
 
 Replies are `{"ok": true, ...}` with the handler's fields, or `{"ok": false, "error": "..."}`
 with a one-line reason. Every received request gets a reply, whatever it contains: a REP socket
@@ -42,6 +44,8 @@ class Controlled(Protocol):
     def set_style(self, name: str) -> dict: ...
     def pause(self) -> dict: ...
     def resume(self) -> dict: ...
+    def set_strength(self, value: float, style: str | None) -> dict: ...
+    def set_smoothing(self, value: float, style: str | None) -> dict: ...
 
 
 class _Request(BaseModel):
@@ -69,12 +73,29 @@ class ResumeRequest(_Request):
     cmd: Literal["resume"]
 
 
+# A number from 0 to 1: JSON true, "0.5" or NaN are refused, not read as one.
+Fraction = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
+
+
+class SetStrengthRequest(_Request):
+    cmd: Literal["set_strength"]
+    value: Fraction
+    style: str | None = Field(default=None, min_length=1)  # None: the active style
+
+
+class SetSmoothingRequest(_Request):
+    cmd: Literal["set_smoothing"]
+    value: Fraction
+    style: str | None = Field(default=None, min_length=1)
+
+
 Request = Annotated[
-    StatusRequest | StylesRequest | SetStyleRequest | PauseRequest | ResumeRequest,
+    StatusRequest | StylesRequest | SetStyleRequest | PauseRequest | ResumeRequest
+    | SetStrengthRequest | SetSmoothingRequest,
     Field(discriminator="cmd"),
 ]
 REQUEST = TypeAdapter(Request)
-COMMANDS = ("status", "styles", "set_style", "pause", "resume")
+COMMANDS = ("status", "styles", "set_style", "pause", "resume", "set_strength", "set_smoothing")
 
 
 def error_reply(message: str) -> dict:
@@ -150,6 +171,8 @@ def _is_json(value: Any) -> bool:
 def dispatch(request: Request, handler: Controlled) -> dict:
     if isinstance(request, SetStyleRequest):
         return handler.set_style(request.style)
+    if isinstance(request, SetStrengthRequest | SetSmoothingRequest):
+        return getattr(handler, request.cmd)(request.value, request.style)
     return getattr(handler, request.cmd)()
 
 

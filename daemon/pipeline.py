@@ -27,7 +27,8 @@ import numpy as np
 
 from stylecast.core.errors import StylecastError
 from stylecast.core.sizes import size_json, size_text
-from stylecast.daemon.config import DaemonConfig
+from stylecast.daemon.config import DaemonConfig, StyleTuning
+from stylecast.daemon.frame_mix import FrameMixer
 from stylecast.daemon.publisher import Publisher
 from stylecast.daemon.slots import LatestSlots
 from stylecast.daemon.sources import (
@@ -40,6 +41,7 @@ from stylecast.daemon.sources import (
 )
 from stylecast.daemon.stats import PipelineStats
 from stylecast.daemon.styles import StyleBook
+from stylecast.daemon.tuning import StyleTunings
 from stylecast.stream.protocol import (
     RAW,
     STATS,
@@ -75,6 +77,8 @@ class StylizedFrame:
     style: str
     t_infer_start_ns: int
     t_infer_end_ns: int
+    tuning: StyleTuning  # the strength and smoothing it was made with
+    t_mix_end_ns: int  # strength and smoothing applied
 
 
 class SourceHealth:
@@ -126,6 +130,8 @@ class Pipeline:
         self.source = source
         self.styles = styles
         self.publisher = publisher
+        self.tunings = StyleTunings(config.style_tunings())
+        self.mixer = FrameMixer()
         self.stats = PipelineStats()
         # Stats are public: no passwords in the URI.
         self.health = SourceHealth(redact(source.uri), config.source.stall_timeout_s)
@@ -280,6 +286,7 @@ class Pipeline:
                     break
                 continue
             if self.paused:
+                self.mixer.reset()  # no running average across a pause
                 continue
             if self.styles.live is None:  # the engine is built for the camera's frame size
                 self.styles.start(frame.image.shape[:2], self.config.styles.preload,
@@ -302,8 +309,15 @@ class Pipeline:
             failures_in_a_row = 0
             self.stats.fps["infer"].tick()
             self.stats.latency_ms["infer"].add((end - start) / 1e6)
-            self.outbox.put(STYLIZED, StylizedFrame(frame, image, style, start, end))
+            self.outbox.put(STYLIZED, self._tuned(frame, image, style, start, end))
         self._infer_done.set()
+
+    def _tuned(self, frame: SourceFrame, image: np.ndarray, style: str, start: int,
+               end: int) -> StylizedFrame:
+        """The engine's output with the style's strength and smoothing as they are now."""
+        tuning = self.tunings.of(style)
+        image = self.mixer.apply(image, frame.image, tuning, style)
+        return StylizedFrame(frame, image, style, start, end, tuning, time.monotonic_ns())
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -353,16 +367,19 @@ class Pipeline:
         height, width = item.image.shape[:2]
         timing = {"encode": (now - encode_start) / 1e6,
                   "total": (now - source.t_capture_ns) / 1e6}
-        if isinstance(item, StylizedFrame):
+        stylized = isinstance(item, StylizedFrame)
+        if stylized:
             timing.update(queue_infer=(item.t_infer_start_ns - source.t_capture_ns) / 1e6,
                           infer=(item.t_infer_end_ns - item.t_infer_start_ns) / 1e6,
-                          queue_publish=(encode_start - item.t_infer_end_ns) / 1e6)
+                          mix=(item.t_mix_end_ns - item.t_infer_end_ns) / 1e6,
+                          queue_publish=(encode_start - item.t_mix_end_ns) / 1e6)
         return frame_header(
             seq=self._seq[topic], frame=source.index, stream=self.config.publish.stream,
             t_capture_ns=source.t_capture_ns, t_capture_unix_ns=source.t_capture_unix_ns,
             t_publish_ns=now, width=width, height=height, fmt=self.config.publish.format,
-            style=item.style if isinstance(item, StylizedFrame) else None, timing_ms=timing,
-            dropped=self.dropped())
+            style=item.style if stylized else None, timing_ms=timing, dropped=self.dropped(),
+            strength=item.tuning.strength if stylized else None,
+            smoothing=item.tuning.smoothing if stylized else None)
 
     def _publish_stats(self) -> None:
         if not self.publisher.wanted(STATS):
@@ -383,7 +400,13 @@ class Pipeline:
         style, engine = self.styles.live or (self.styles.active_name, None)
         snapshot = self.stats.snapshot()
         snapshot.pop("counts")
+        tuning = self.tunings.of(style)
         return {**snapshot, "dropped": self.dropped(), "source": self.health.as_dict(),
-                "style": style,
+                "style": style, "strength": tuning.strength, "smoothing": tuning.smoothing,
                 "engine": engine.description if engine else "loading", "paused": self.paused,
-                "subscriptions": self.publisher.subscriptions()}
+                "topics": self.topics(), "subscriptions": self.publisher.subscriptions()}
+
+    def topics(self) -> list[str]:
+        """The topics this daemon publishes (to whoever subscribes)."""
+        return [topic.decode() for topic in (STYLIZED, RAW, STATS)
+                if topic != RAW or self.config.publish.raw]

@@ -273,17 +273,15 @@ class Daemon:
                 "config": str(self.config_path) if self.config_path else None}
 
     def styles(self) -> dict[str, Any]:
-        book = self.style_book
+        book, tunings = self.style_book, self.pipeline.tunings
         loaded = set(book.loaded())
         return {"active": book.active_name,
                 "styles": [{"name": name, "model": str(path), "loaded": name in loaded,
-                            "active": name == book.active_name}
+                            "active": name == book.active_name, **tunings.of(name).model_dump()}
                            for name, path in book.models.items()]}
 
     def set_style(self, name: str) -> dict[str, Any]:
-        book = self.style_book
-        if name not in book.models:
-            raise ControlError(f"unknown style {name!r}; configured: {', '.join(book.models)}")
+        book = self._known_style(name)
         if book.live is None:  # the engine loads with the first frame: start in this style
             book.active_name = name
             return {"style": name, "engine": "loading"}
@@ -326,6 +324,27 @@ class Daemon:
     def resume(self) -> dict[str, Any]:
         self.pipeline.paused = False
         return {"paused": False}
+
+    def set_strength(self, value: float, style: str | None = None) -> dict[str, Any]:
+        return self._tune("strength", value, style)
+
+    def set_smoothing(self, value: float, style: str | None = None) -> dict[str, Any]:
+        return self._tune("smoothing", value, style)
+
+    def _tune(self, knob: str, value: float, style: str | None) -> dict[str, Any]:
+        """Set a style's strength or smoothing (the active style's without `style`): the
+        inference stage uses it from its next frame on."""
+        name = style or self.style_book.active_name
+        self._known_style(name)
+        tuning = self.pipeline.tunings.set(name, knob, value)
+        log.debug("style '%s': %s is now %g", name, knob, value)
+        return {"style": name, **tuning.model_dump()}
+
+    def _known_style(self, name: str) -> StyleBook:
+        book = self.style_book
+        if name not in book.models:
+            raise ControlError(f"unknown style {name!r}; configured: {', '.join(book.models)}")
+        return book
 
 
 class Heartbeat:

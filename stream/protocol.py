@@ -61,14 +61,17 @@ def parse(parts: Sequence[Any]) -> Message:
 
 def frame_header(*, seq: int, frame: int, stream: str, t_capture_ns: int,
                  t_capture_unix_ns: int, t_publish_ns: int, width: int, height: int, fmt: str,
-                 style: str | None, timing_ms: dict[str, float],
-                 dropped: dict[str, int]) -> dict[str, Any]:
-    """The header of a `stylized` or `raw` frame message."""
+                 style: str | None, timing_ms: dict[str, float], dropped: dict[str, int],
+                 strength: float | None = None,
+                 smoothing: float | None = None) -> dict[str, Any]:
+    """The header of a `stylized` or `raw` frame message (`style`, `strength` and `smoothing`
+    are None on `raw`)."""
     return {
         "v": PROTOCOL_VERSION, "seq": seq, "frame": frame, "stream": stream,
         "t_capture_ns": t_capture_ns, "t_capture_unix_ns": t_capture_unix_ns,
         "t_publish_ns": t_publish_ns, "width": width, "height": height, "format": fmt,
-        "style": style, "timing_ms": {key: round(ms, 3) for key, ms in timing_ms.items()},
+        "style": style, "strength": strength, "smoothing": smoothing,
+        "timing_ms": {key: round(ms, 3) for key, ms in timing_ms.items()},
         "dropped": dropped,
     }
 

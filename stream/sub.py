@@ -2,7 +2,8 @@
 
 It always measures (received fps, frame age on the same host, seq gaps) and prints: one human
 line per second and a summary, or with --json one JSON object per frame and a summary object.
---http, --record and --show add outputs; any of them can be combined.
+--http, --record and --show add outputs; any of them can be combined. With --http, --control
+gives the browser page the daemon's controls (style, strength, smoothing, pause).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from stylecast.core.sizes import size_text
 from stylecast.stream.client import Frame, Subscriber
 from stylecast.stream.meters import LatencyWindow
 from stylecast.stream.outputs.browser import LatestJpeg, MjpegServer, parse_host_port
+from stylecast.stream.outputs.control_proxy import ControlProxy
+from stylecast.stream.outputs.raw_feed import RawFeed
 from stylecast.stream.outputs.recorder import Recorder, open_recorder
 from stylecast.stream.outputs.window import Window
 from stylecast.stream.security import ClientKeys
@@ -32,8 +35,11 @@ PROG = "stylecast-sub"
 REPORT_EVERY_S = 1.0
 WAIT_SLICE_S = 0.25  # the longest the loop sleeps in one wait: keeps reports and the window live
 SUMMARY_AGE_SAMPLES = 100_000
-FRAME_FIELDS = ("seq", "frame", "stream", "style", "width", "height", "format", "t_capture_ns",
-                "timing_ms", "dropped")
+FRAME_FIELDS = ("seq", "frame", "stream", "style", "strength", "smoothing", "width", "height",
+                "format", "t_capture_ns", "timing_ms", "dropped")
+# The newest header's keys the browser page shows.
+PAGE_FIELDS = ("seq", "width", "height", "format", "style", "stream", "strength", "smoothing",
+               "timing_ms", "dropped")
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -58,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 if no frame arrives for S seconds")
     parser.add_argument("--json", action="store_true", help="one JSON line per frame")
     parser.add_argument("--http", type=host_port, metavar="HOST:PORT",
-                        help="serve a live MJPEG page (port 0: any free port)")
+                        help="serve a live page (MJPEG) to browsers; a bare PORT is on "
+                        "127.0.0.1 (port 0: any free port)")
+    parser.add_argument("--control", metavar="ENDPOINT",
+                        help="with --http: the daemon's control endpoint (e.g. "
+                        "ipc:///run/stylecast/control); the page then has the daemon's controls. "
+                        "No authentication: whoever reaches the page controls the daemon")
     parser.add_argument("--record", type=Path, metavar="PATH",
                         help="a .mp4/.avi/.mkv video file, or a folder for numbered PNGs")
     parser.add_argument("--duration", type=positive_seconds, metavar="S",
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.server_key is None) != (args.client_key is None):
         parser.error("--server-key and --client-key go together")
+    if args.control is not None and args.http is None:
+        parser.error("--control needs --http (the controls are on the browser page)")
     return run_cli(PROG, lambda: consume(args))
 
 
@@ -84,7 +97,7 @@ def consume(args: argparse.Namespace) -> int:
     curve = None
     if args.server_key is not None:
         curve = ClientKeys.from_files(args.server_key, args.client_key)
-    outputs = Outputs.open(args)
+    outputs = Outputs.open(args, curve)
     completed = False
     try:
         with _sigterm_as_interrupt(), Subscriber(args.endpoint, args.topic,
@@ -239,7 +252,7 @@ class Outputs:
         self._last_header: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, args: argparse.Namespace) -> Outputs:
+    def open(cls, args: argparse.Namespace, curve: ClientKeys | None = None) -> Outputs:
         """Set up every requested output before subscribing, so mistakes fail at once."""
         if args.topic == "stats" and (args.http or args.record or args.show):
             raise ConfigError("--http, --record and --show need a frame topic (stylized or "
@@ -252,12 +265,25 @@ class Outputs:
                 outputs.recorder = open_recorder(args.record)
             if args.http is not None:
                 outputs.latest = LatestJpeg()
-                outputs.server = MjpegServer(*args.http, outputs.latest, outputs.http_stats,
-                                             endpoint=args.endpoint)
+                outputs.server = outputs.page_server(args, curve)
         except BaseException:
             outputs.close(completed=False)
             raise
         return outputs
+
+    def page_server(self, args: argparse.Namespace, curve: ClientKeys | None) -> MjpegServer:
+        """The browser page's server: controls with --control, a split view unless the
+        page already shows the raw topic."""
+        control = ControlProxy(args.control, curve) if args.control is not None else None
+        raw = RawFeed(args.endpoint, curve) if args.topic == "stylized" else None
+        try:
+            return MjpegServer(*args.http, self.latest, self.http_stats, control=control,
+                               raw=raw)
+        except BaseException:
+            for part in (control, raw):
+                if part is not None:
+                    part.close()
+            raise
 
     def start(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
@@ -269,8 +295,7 @@ class Outputs:
 
     def http_stats(self) -> dict[str, Any]:
         header = self._last_header
-        last = {key: header.get(key) for key in ("seq", "width", "height", "format", "style",
-                                                 "stream")}
+        last = {key: header.get(key) for key in PAGE_FIELDS}
         stats = self.subscriber.stats() if self.subscriber is not None else {}
         return {"endpoint": self.endpoint, **stats, "last": last}
 

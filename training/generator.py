@@ -114,19 +114,22 @@ class CompactGenerator(nn.Module):
         self.config = config
         c = config.channels
         self.subpixel = config.tail == "subpixel"
-        self.body = nn.Sequential(
-            *(InvertedResidual(4 * c, config.expansion) for _ in range(config.blocks))
-        )
+        # built in forward order: a seed gives the same weights as before the subpixel tail
         if self.subpixel:
             self.stem = ConvBNReLU(3, 2 * c, 3, stride=2)
             self.down = nn.Sequential(SeparableConv(2 * c, 4 * c, stride=2))
-            self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c))
-            self.head = nn.Sequential(nn.Conv2d(2 * c, 3 * 4, 1), nn.PixelShuffle(2),
-                                      nn.Tanh())
         else:
             self.stem = ConvBNReLU(3, c, 3)
             self.down = nn.Sequential(SeparableConv(c, 2 * c, stride=2),
                                       SeparableConv(2 * c, 4 * c, 2))
+        self.body = nn.Sequential(
+            *(InvertedResidual(4 * c, config.expansion) for _ in range(config.blocks))
+        )
+        if self.subpixel:
+            self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c))
+            self.head = nn.Sequential(nn.Conv2d(2 * c, 3 * 4, 1), nn.PixelShuffle(2),
+                                      nn.Tanh())
+        else:
             self.up = nn.Sequential(ResizeConvUp(4 * c, 2 * c), ResizeConvUp(2 * c, c))
             self.head = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1), nn.Tanh())
 

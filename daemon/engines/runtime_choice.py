@@ -28,9 +28,10 @@ from stylecast.daemon.engines.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
-WARMUP = 2  # calls per engine before timing (OpenVINO's model is compiled before these)
+WARMUP = 1  # calls per engine before timing (OpenVINO's model is compiled before these)
 BLOCKS = 2  # timed blocks per engine, the engines taking turns block by block
-RUNS = 4  # calls per block
+RUNS = 4  # calls per block, at most
+BUDGET_S = 1.5  # timed calls of all engines together, about, for a model slower than that allows
 
 Figures = dict[str, float]  # runtime -> ms per frame
 Measure = Callable[[Mapping[str, Engine], np.ndarray], Figures]
@@ -41,9 +42,17 @@ def time_engines(engines: Mapping[str, Callable[[np.ndarray], np.ndarray]], fram
             clock: Callable[[], float] = time.perf_counter) -> Figures:
     """ms per frame of each engine on `frame`: its fastest block. The engines take turns block by
     block, so a burst of other work on the machine slows both rather than one."""
-    for engine in engines.values():
+    last_warmup: dict[str, float] = {}
+    for name, engine in engines.items():
         for _ in range(warmup):
+            started = clock()
             engine(frame)
+            last_warmup[name] = (clock() - started) * 1000
+    # a slow model gets fewer timed runs, or none: the daemon's start waits for this
+    slowest_s = max(last_warmup.values(), default=0.0) / 1000
+    if slowest_s * len(engines) > BUDGET_S:
+        return last_warmup
+    runs = max(1, min(runs, int(BUDGET_S / (blocks * len(engines) * max(slowest_s, 1e-6)))))
     best = dict.fromkeys(engines, float("inf"))
     for _ in range(blocks):
         for name, engine in engines.items():

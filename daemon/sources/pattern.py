@@ -4,6 +4,10 @@ A test card the size of a frame (colour gradients, colour bars, a checkerboard, 
 grid: edges in every direction and smooth areas) is drawn once at open() and tiled 2x2; each
 frame is a frame-sized window on the tiles that travels along a smooth closed path, so every
 frame shows the whole card, moved. One copy per frame, no per-pixel Python.
+
+`motion=0` holds the card still; `noise=N` adds camera-like noise (up to N levels either way,
+different in every frame), so a still card shows what a real still scene does to a model:
+texture that shimmers from frame to frame.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ FRAMES_PER_CYCLE = 300
 
 
 class PatternOptions(BaseModel):
-    """test://?width=640&height=480&fps=30 (fps 0 = as fast as the caller reads)."""
+    """test://?width=640&height=480&fps=30&motion=1&noise=0 (fps 0 = as fast as the caller
+    reads)."""
 
     model_config = ConfigDict(extra="forbid")
 
     width: int = Field(default=640, ge=16, le=8192)
     height: int = Field(default=480, ge=16, le=8192)
     fps: float = Field(default=30.0, ge=0)
+    motion: bool = True
+    noise: int = Field(default=0, ge=0, le=64)
 
 
 class TestPatternSource(FrameSource):
@@ -38,13 +45,16 @@ class TestPatternSource(FrameSource):
         super().__init__(uri)
         self.options = options
         self._canvas: np.ndarray | None = None
+        self._noise: CameraNoise | None = None
         self._pacer = Pacer()
         self._index = 0
 
     @property
     def description(self) -> str:
         o = self.options
-        return f"test pattern {size_text(o.height, o.width)} @ {rate_text(o.fps)}"
+        still = "" if o.motion else ", still"
+        noise = f", noise {o.noise}" if o.noise else ""
+        return f"test pattern {size_text(o.height, o.width)} @ {rate_text(o.fps)}{still}{noise}"
 
     @property
     def on_demand(self) -> bool:
@@ -53,6 +63,8 @@ class TestPatternSource(FrameSource):
     def open(self) -> None:
         card = draw_card(self.options.height, self.options.width)
         self._canvas = np.tile(card, (2, 2, 1))
+        if self.options.noise:
+            self._noise = CameraNoise(self.options.height, self.options.width, self.options.noise)
         self._pacer.reset()
         self._index = 0
 
@@ -61,13 +73,35 @@ class TestPatternSource(FrameSource):
             raise RuntimeError("read() before open()")
         fps = self.options.fps
         self._pacer.wait(1.0 / fps if fps > 0 else 0.0)
-        top, left = window_offset(self._index, self.options.height, self.options.width)
+        top, left = (window_offset(self._index, self.options.height, self.options.width)
+                     if self.options.motion else (0, 0))
         self._index += 1
         window = self._canvas[top:top + self.options.height, left:left + self.options.width]
+        if self._noise is not None:
+            return Captured.now(self._noise.added_to(window))
         return Captured.now(np.ascontiguousarray(window))
 
     def close(self) -> None:
         self._canvas = None
+        self._noise = None
+
+
+class CameraNoise:
+    """Uniform noise of +-`amplitude` levels, a different window of one noise field per frame
+    (a few passes over the frame, no per-pixel Python)."""
+
+    def __init__(self, height: int, width: int, amplitude: int, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._field = self._rng.integers(-amplitude, amplitude + 1, (2 * height, 2 * width, 3),
+                                         dtype=np.int16)
+        self._sum = np.empty((height, width, 3), np.int16)
+
+    def added_to(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        top, left = self._rng.integers(0, height), self._rng.integers(0, width)
+        np.add(image, self._field[top:top + height, left:left + width], out=self._sum)
+        np.clip(self._sum, 0, 255, out=self._sum)
+        return self._sum.astype(np.uint8)
 
 
 def window_offset(index: int, height: int, width: int) -> tuple[int, int]:

@@ -1,9 +1,12 @@
 """A small HTTP server that shows a stylecast stream in any browser, as MJPEG.
 
-    /              an HTML page: the live picture and a stats line refreshed every second
+    /              the page (page.html, a static file of this package): the live picture, live
+                   figures and, given the daemon's control endpoint, its controls
     /stream.mjpg   multipart/x-mixed-replace, one image/jpeg part per new frame
+    /raw.mjpg      the same for the daemon's `raw` topic (the page's split view)
     /snapshot.jpg  the newest frame
-    /stats.json    the subscriber's figures
+    /stats.json    the subscriber's figures, the newest header, what the page may offer
+    /control...    JSON to and from the daemon's control socket (control_proxy.py)
 
 Each browser waits for the next frame on a shared condition: it never gets the same frame twice
 and nothing queues for it, so a slow browser simply skips frames and slows nobody else. JPEG
@@ -18,12 +21,23 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from importlib import resources
+from typing import Any, Protocol
 
 from stylecast.core.errors import ConfigError
 from stylecast.stream.client import Frame
+from stylecast.stream.outputs.control_proxy import (
+    READ_COMMANDS,
+    ControlProxy,
+    Refused,
+    body_length,
+    check_caller,
+    is_loopback,
+    read_command,
+)
 from stylecast.stream.protocol import encode_image
 
 log = logging.getLogger(__name__)
@@ -33,37 +47,12 @@ JPEG_QUALITY = 85
 WAIT_S = 1.0  # how often a waiting stream looks whether the server is closing
 SEND_TIMEOUT_S = 10.0
 STREAM_SNDBUF = 256 * 1024  # a browser that takes no data for this long is dropped
+PAGE_FILE = "page.html"
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>stylecast</title>
-<style>
-body {{ margin: 0; background: #111; color: #ddd; font: 14px system-ui, sans-serif; }}
-img {{ display: block; margin: 0 auto; max-width: 100vw; max-height: 92vh;
-      image-rendering: pixelated; min-width: 320px; }}
-#stats {{ text-align: center; padding: 6px; font-variant-numeric: tabular-nums; }}
-</style></head>
-<body>
-<img id="stream" src="stream.mjpg" alt="stylecast stream from {endpoint}">
-<div id="stats">connecting to {endpoint}...</div>
-<script>
-const line = document.getElementById("stats");
-function show(s) {{
-  const f = s.last || {{}};
-  const age = s.age_ms && s.age_ms.p50 !== null ? s.age_ms.p50.toFixed(1) + " ms" : "-";
-  line.textContent = `${{s.fps.toFixed(1)}} fps | age ${{age}} | gaps ${{s.gaps}} | ` +
-    `${{f.width || "?"}}x${{f.height || "?"}} | style ${{f.style ?? "-"}} | ` +
-    `${{s.http_clients}} viewer(s)`;
-}}
-function refresh() {{
-  fetch("stats.json", {{cache: "no-store"}}).then(r => r.json()).then(show)
-    .catch(() => {{ line.textContent = "no stats"; }});
-}}
-refresh();
-setInterval(refresh, 1000);
-</script>
-</body></html>
-"""
 
+def page_html() -> bytes:
+    """The page: one static HTML file with its CSS and script inline, shipped in the package."""
+    return resources.files(__package__).joinpath(PAGE_FILE).read_bytes()
 
 class LatestJpeg:
     """The newest frame, numbered, and its JPEG bytes made at most once and only on demand."""
@@ -117,6 +106,14 @@ class LatestJpeg:
             return self._encoded[1]
 
 
+class Feed(Protocol):
+    """A second picture for the split view (raw_feed.RawFeed)."""
+
+    def watching(self) -> AbstractContextManager[LatestJpeg]: ...
+    def state(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stream that never ends must not keep the process alive
     frames: LatestJpeg
@@ -124,6 +121,9 @@ class _Server(ThreadingHTTPServer):
     page: bytes
     clients: int
     clients_lock: threading.Lock
+    control: ControlProxy | None
+    raw: Feed | None
+    loopback: bool
 
 
 class _IPv6Server(_Server):
@@ -138,11 +138,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         routes = {"/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
-                  "/snapshot.jpg": self._snapshot, "/stats.json": self._stats}
+                  "/raw.mjpg": self._raw_stream, "/snapshot.jpg": self._snapshot,
+                  "/stats.json": self._stats}
+        if path in READ_COMMANDS:
+            self._answer(lambda: self._control({"cmd": READ_COMMANDS[path]}))
+            return
         route = routes.get(path)
         if route is None:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
+        self._answer(route)
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != "/control":
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        self._answer(self._command)
+
+    def _answer(self, route: Callable[[], None]) -> None:
         try:
             route()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
@@ -151,8 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s: " + format, self.client_address[0], *args)
 
-    def _send(self, content_type: str, body: bytes) -> None:
-        self.send_response(HTTPStatus.OK)
+    def _send(self, content_type: str, body: bytes, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -162,9 +175,37 @@ class _Handler(BaseHTTPRequestHandler):
     def _page(self) -> None:
         self._send("text/html; charset=utf-8", self.server.page)
 
+    def _json(self, document: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send("application/json", json.dumps(document).encode(), status)
+
     def _stats(self) -> None:
-        document = {**self.server.stats(), "http_clients": self.server.clients}
-        self._send("application/json", json.dumps(document).encode())
+        raw = self.server.raw
+        self._json({**self.server.stats(), "http_clients": self.server.clients,
+                    "control": self.server.control is not None,
+                    "raw": raw.state() if raw is not None else None})
+
+    def _command(self) -> None:
+        try:
+            length = body_length(self.headers)
+            command = read_command(self.headers, self.rfile.read(length))
+        except Refused as refused:
+            self._json({"ok": False, "error": str(refused)}, refused.status)
+            return
+        self._control(command)
+
+    def _control(self, command: dict[str, Any]) -> None:
+        """The daemon's reply to `command`, or why it was not asked."""
+        if self.server.control is None:
+            self._json({"ok": False, "error": "view only: stylecast-sub was started without "
+                        "--control"}, HTTPStatus.NOT_FOUND)
+            return
+        try:
+            check_caller(self.headers, loopback_server=self.server.loopback)
+        except Refused as refused:
+            self._json({"ok": False, "error": str(refused)}, refused.status)
+            return
+        status, reply = self.server.control.ask(command)
+        self._json(reply, status)
 
     def _snapshot(self) -> None:
         jpeg = self.server.frames.latest()
@@ -173,7 +214,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send("image/jpeg", jpeg)
 
-    def _stream(self) -> None:
+    def _raw_stream(self) -> None:
+        if self.server.raw is None:
+            self.send_error(HTTPStatus.NOT_FOUND, "no raw feed")
+            return
+        with self.server.raw.watching() as frames:
+            self._stream(frames)
+
+    def _stream(self, frames: LatestJpeg | None = None) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
@@ -183,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Bounded kernel buffering: a slow browser falls behind by a few frames at most, then
         # its writes block and it skips frames instead.
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        frames, seen = self.server.frames, 0
+        frames, seen = self.server.frames if frames is None else frames, 0
         with self.server.clients_lock:
             self.server.clients += 1
         try:
@@ -207,7 +255,8 @@ class MjpegServer:
     """Serves `frames` over HTTP on a thread of its own until close()."""
 
     def __init__(self, host: str, port: int, frames: LatestJpeg,
-                 stats: Callable[[], dict[str, Any]], *, endpoint: str = "") -> None:
+                 stats: Callable[[], dict[str, Any]], *, control: ControlProxy | None = None,
+                 raw: Feed | None = None) -> None:
         server_class = _IPv6Server if ":" in host else _Server
         try:
             self.httpd = server_class((host, port), _Handler)
@@ -216,16 +265,20 @@ class MjpegServer:
                               f"({err.strerror or err})") from None
         self.httpd.frames = frames
         self.httpd.stats = stats
-        self.httpd.page = PAGE.format(endpoint=_html_escape(endpoint)).encode()
+        self.httpd.page = page_html()
         self.httpd.clients = 0
         self.httpd.clients_lock = threading.Lock()
+        self.httpd.control = control
+        self.httpd.raw = raw
+        self.httpd.loopback = is_loopback(host)
         self.frames = frames
         bound_host, bound_port = self.httpd.server_address[:2]
         shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
         self.url = f"http://{shown}:{bound_port}/"
-        if not _is_loopback(host):
+        if not self.httpd.loopback:
+            can = "sees the stream" + (" and controls the daemon" if control else "")
             log.warning("serving %s to other hosts: HTTP has no encryption or authentication "
-                        "(anyone who reaches it sees the stream)", self.url)
+                        "(anyone who reaches it %s)", self.url, can)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={
             "poll_interval": 0.2}, name="stylecast-http", daemon=True)
 
@@ -234,33 +287,26 @@ class MjpegServer:
         return self
 
     def close(self) -> None:
+        """Stop serving; the control proxy and the raw feed it was given close with it."""
         self.frames.close()
         if self._thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
+        for part in (self.httpd.raw, self.httpd.control):
+            if part is not None:
+                part.close()
+
+
+LOOPBACK = "127.0.0.1"
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
-    """'HOST:PORT' ('[::1]:8080' for IPv6; port 0 picks a free one) -> (host, port)."""
+    """'HOST:PORT' ('[::1]:8080' for IPv6; port 0 picks a free one) -> (host, port); a bare
+    'PORT' is on loopback."""
+    if text.isdigit() and int(text) <= 65535:
+        return LOOPBACK, int(text)
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
     return host, int(port_text)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)

@@ -109,6 +109,17 @@ MALFORMED = [
     ([b'{"cmd": "set_style", "style": 7}'], "'set_style' argument 'style' = 7"),
     ([b'{"cmd": "set_style", "style": ""}'], "'set_style' argument 'style' = \"\""),
     ([b'{"cmd": "status", "verbose": true}'], "'status' takes no argument 'verbose'"),
+    ([b'{"cmd": "set_strength"}'], "'set_strength' needs argument 'value'"),
+    ([b'{"cmd": "set_strength", "value": 1.01}'],
+     "'set_strength' argument 'value' = 1.01: Input should be less than or equal to 1"),
+    ([b'{"cmd": "set_smoothing", "value": -1}'],
+     "'set_smoothing' argument 'value' = -1: Input should be greater than or equal to 0"),
+    ([b'{"cmd": "set_strength", "value": true}'],
+     "'set_strength' argument 'value' = true: Input should be a valid number"),
+    ([b'{"cmd": "set_strength", "value": NaN}'], "'set_strength' argument 'value' = NaN"),
+    ([b'{"cmd": "set_smoothing", "value": 0.5, "style": ""}'],
+     "'set_smoothing' argument 'style' = \"\""),
+    ([b'{"cmd": "set_smoothing", "value": 0.5, "style": "nope"}'], "unknown style 'nope'"),
     ([b'{"cmd": "status"}', b'{"cmd": "status"}'], "multipart request (2 frames)"),
 ]
 

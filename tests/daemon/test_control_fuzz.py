@@ -42,9 +42,11 @@ json_values = st.recursive(
 
 
 def command_dicts(styles: tuple[str, ...]) -> st.SearchStrategy[dict]:
-    """Objects that look like commands: real or junk "cmd", maybe a "style", maybe extra keys."""
+    """Objects that look like commands: real or junk "cmd", maybe a "style", maybe a "value",
+    maybe extra keys."""
     cmds = st.sampled_from(COMMANDS) | st.text(max_size=12) | json_values
     names = st.sampled_from(styles) | st.text(max_size=30) | json_values
+    values = st.floats(-0.5, 1.5) | st.sampled_from([0, 1, 0.5]) | json_values
 
     @st.composite
     def build(draw) -> dict:
@@ -53,6 +55,8 @@ def command_dicts(styles: tuple[str, ...]) -> st.SearchStrategy[dict]:
             request["cmd"] = draw(cmds)
         if draw(st.booleans()):
             request["style"] = draw(names)
+        if draw(st.booleans()):
+            request["value"] = draw(values)
         if not draw(st.integers(0, 3)):
             request.update(draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3)))
         return request
@@ -66,7 +70,15 @@ def well_formed(request: Any, styles: tuple[str, ...]) -> bool:
         return False
     if request["cmd"] == "set_style":
         return set(request) == {"cmd", "style"} and request["style"] in styles
+    if request["cmd"] in ("set_strength", "set_smoothing"):
+        return (set(request) <= {"cmd", "value", "style"} and a_fraction(request.get("value"))
+                and request.get("style", styles[0]) in (*styles, None))
     return request["cmd"] in COMMANDS and set(request) == {"cmd"}
+
+
+def a_fraction(value: Any) -> bool:
+    """A JSON number from 0 to 1 (a boolean is not a number; NaN is not from 0 to 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def decoded(frames: list[bytes]) -> Any:
@@ -262,6 +274,9 @@ def test_a_real_daemon_survives_fuzzed_commands(daemon_with, folder):
     @example({"cmd": "set_style", "style": "../" * 20 + "etc/passwd"})
     @example({"cmd": "pause", "please": True})
     @example({"cmd": "pause"})
+    @example({"cmd": "set_strength", "value": 0.5, "style": "warm"})
+    @example({"cmd": "set_smoothing", "value": float("nan")})
+    @example({"cmd": "set_strength", "value": True})
     def run(request: Any) -> None:
         check_reply(daemon.request(json.dumps(request).encode()), request, styles)
         examples.append(request)

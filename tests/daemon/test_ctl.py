@@ -38,12 +38,23 @@ def ctl(capsys, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_status_prints_the_reply_as_json(daemon, capsys):
+def test_status_json_prints_the_reply_as_json(daemon, capsys):
     _, endpoint = daemon
-    code, out, err = ctl(capsys, "--endpoint", endpoint, "status")
+    code, out, err = ctl(capsys, "--endpoint", endpoint, "status", "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == {"ok": True, "style": "mosaic", "paused": False, "fps": 29.5}
     assert out.startswith('{\n  "ok": true,')  # indented for people
+
+
+def test_status_is_a_short_summary_for_people(daemon, capsys):
+    """The fake daemon's status has three keys: what it lacks shows as "-", nothing breaks."""
+    _, endpoint = daemon
+    code, out, err = ctl(capsys, "--endpoint", endpoint, "status")
+    assert (code, err) == (0, "")
+    labels = [line.split()[0] for line in out.splitlines()]
+    assert labels == ["state", "style", "engine", "source", "fps", "latency", "frame", "dropped",
+                      "uptime"]
+    assert "state     running\n" in out and "style     mosaic\n" in out
 
 
 def test_every_control_command(daemon, capsys):
@@ -55,6 +66,47 @@ def test_every_control_command(daemon, capsys):
     assert fake.paused
     assert ctl(capsys, "--endpoint", endpoint, "resume")[0] == 0
     assert (fake.style, fake.paused) == ("udnie", False)
+    code, out, _ = ctl(capsys, "--endpoint", endpoint, "set-strength", "0.6")
+    assert code == 0
+    assert json.loads(out) == {"ok": True, "style": "udnie", "strength": 0.6, "smoothing": 0.0}
+    assert ctl(capsys, "--endpoint", endpoint, "set-smoothing", "0.25", "--style", "mosaic")[0] == 0
+    assert fake.tunings == {"udnie": {"strength": 0.6, "smoothing": 0.0},
+                            "mosaic": {"strength": 1.0, "smoothing": 0.25}}
+
+
+def test_every_control_command_has_a_verb():
+    from stylecast.daemon.control import COMMANDS
+
+    verbs = next(action.choices for action in build_parser()._actions
+                 if action.dest == "command")
+    assert {command.replace("_", "-") for command in COMMANDS} <= set(verbs)
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "half"])
+def test_strength_and_smoothing_must_be_from_0_to_1(value, capsys):
+    for verb in ("set-strength", "set-smoothing"):
+        with pytest.raises(SystemExit) as usage:
+            main([verb, "--", value] if value.startswith("-") else [verb, value])
+        assert usage.value.code == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1] == (f"stylecast-ctl {verb}: error: argument VALUE: "
+                                                f"expected a number from 0 to 1, got {value!r}")
+
+
+def test_watch_redraws_the_summary(daemon, capsys):
+    _, endpoint = daemon
+    code, out, err = ctl(capsys, "--endpoint", endpoint, "watch", "--interval", "0.05",
+                         "--count", "3")
+    assert (code, err) == (0, "")
+    assert out.count("state     running") == 3 and out.count(endpoint) == 3
+
+
+def test_watch_goes_on_while_the_daemon_does_not_answer(tmp_path, capsys):
+    path = tmp_path / "control"
+    code, out, _ = ctl(capsys, "--endpoint", f"ipc://{path}", "watch", "--interval", "0.05",
+                       "--count", "2")
+    assert code == 0
+    assert out.count(f"no status: no control socket at {path} (is stylecastd running?)") == 2
 
 
 def test_refused_command_exits_1_with_one_line(daemon, capsys):

@@ -79,12 +79,12 @@ def test_config_mistakes(tmp_path, toml, named):
 
 def test_an_unknown_active_style_is_one_line_naming_key_value_and_the_styles(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[styles]\nactive = 'retna'\n")  # no models: the bundled ones
+    path.write_text("[styles]\nactive = 'kandinski'\n")  # no models: the bundled ones
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (
-        f"{path}: key 'styles.active' = 'retna' is not a style (did you mean 'retina'?); the "
-        f"bundled styles are {', '.join(bundled_styles())}")
+        f"{path}: key 'styles.active' = 'kandinski' is not a style (did you mean "
+        f"'kandinsky'?); the bundled styles are {', '.join(bundled_styles())}")
 
 
 @pytest.mark.parametrize("toml, named", [
@@ -94,6 +94,8 @@ def test_an_unknown_active_style_is_one_line_naming_key_value_and_the_styles(tmp
      "'tcp://127.0.0.1:1' listed twice"),
     ("[engine]\nruntime = 'onnxruntime'\n[styles.models]\na = 'a.onnx'\nb = 'b.engine'\n",
      "key 'engine.runtime' = 'onnxruntime' cannot run the TensorRT engine of style 'b'"),
+    ("[engine]\nruntime = 'openvino'\n[styles.models]\na = 'a.engine'\n",
+     "key 'engine.runtime' = 'openvino' cannot run the TensorRT engine of style 'a'"),
     ("[source]\nreopen_backoff_s = 20\n",
      "key 'source.reopen_backoff_s' = 20 is above source.reopen_backoff_max_s = 10"),
 ])
@@ -108,7 +110,7 @@ def test_keys_that_refer_to_other_keys_must_agree(tmp_path, toml, named):
 def test_the_same_checks_apply_to_flags():
     with pytest.raises(ConfigError, match=r"also in publish\.endpoints"):
         load_config(None, flag_overrides(publish=["ipc:///tmp/x"], control="ipc:///tmp/x"))
-    assert load_config(None, {"styles.active": "retina"}).active_style() == "retina"
+    assert load_config(None, {"styles.active": "night-cafe"}).active_style() == "night-cafe"
 
 
 def test_missing_config_file_is_named(tmp_path):
@@ -145,7 +147,8 @@ def test_flags_override_the_file(tmp_path):
 def test_no_styles_configured_uses_the_bundled_ones():
     config = load_config(None)
     assert config.style_models() == bundled_styles()
-    assert set(bundled_styles()) >= {"stain", "retina"}
+    assert set(bundled_styles()) == {"cafe-terrace", "great-wave", "hiroshige-snow",
+                                     "moulin-galette", "night-cafe", "kandinsky"}
     assert config.active_style() == DEFAULT_BUNDLED_STYLE
     for name, path in bundled_styles().items():
         assert path.parent == BUNDLED_MODELS and path.stem == name
@@ -158,3 +161,60 @@ def test_a_missing_bundled_folder_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setattr(config_module, "BUNDLED_MODELS", tmp_path / "models")
     with pytest.raises(ConfigError, match="no bundled style was found"):
         load_config(None).style_models()
+
+
+# --- [styles.NAME]: strength and smoothing per style ------------------------------------------
+
+
+def test_a_style_table_sets_its_strength_and_smoothing(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[styles.models]\na = 'a.onnx'\nb = 'b.onnx'\n"
+                    "[styles.b]\nstrength = 0.6\nsmoothing = 0.25\n")
+    tunings = load_config(path).style_tunings()
+    assert tunings["a"].model_dump() == {"strength": 1.0, "smoothing": 0.0}  # the defaults
+    assert tunings["b"].model_dump() == {"strength": 0.6, "smoothing": 0.25}
+
+
+MOSAIC = "[styles.models]\nmosaic = 'a.onnx'\n"
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[styles.mosaic]\nstrength = 1.5\n",
+     "key 'styles.mosaic.strength' = 1.5: Input should be less than or equal to 1"),
+    ("[styles.mosaic]\nsmoothing = -0.5\n",
+     "key 'styles.mosaic.smoothing' = -0.5: Input should be greater than or equal to 0"),
+    ("[styles.mosaic]\nstrength = 'half'\n",
+     "key 'styles.mosaic.strength' = 'half': Input should be a valid number"),
+    ("[styles.mosaic]\nstrength = nan\n",
+     "key 'styles.mosaic.strength' = nan: Input should be a finite number"),
+    ("[styles.mosaic]\nstrenght = 0.5\n", "key 'styles.mosaic.strenght' is not a known key"),
+    ("[styles]\npreloud = true\n",
+     "key 'styles.preloud' = True: is not a known key (the [styles] keys are active, preload, "
+     "models, and a [styles.NAME] table tunes the style NAME)"),
+    ("[styles.mosiac]\nstrength = 0.5\n",
+     "table [styles.mosiac] tunes no style (did you mean [styles.mosaic]?); the configured "
+     "styles are mosaic"),
+])
+def test_style_table_mistakes_are_one_line(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(MOSAIC + toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_a_table_of_a_bundled_style_is_no_mistake(tmp_path):
+    path = tmp_path / "c.toml"
+    name = DEFAULT_BUNDLED_STYLE
+    path.write_text(f"[styles.{name}]\nstrength = 0.5\n")
+    assert load_config(path).style_tunings()[name].strength == 0.5
+
+
+def test_model_flag_leaves_the_other_styles_tables_behind(tmp_path):
+    """--model replaces the configured styles: the tables of those styles are not a mistake."""
+    path = tmp_path / "c.toml"
+    path.write_text("[styles.models]\nmosaic = 'a.onnx'\n[styles.mosaic]\nstrength = 0.5\n"
+                    "[styles.mine]\nsmoothing = 0.5\n")
+    config = load_config(path, flag_overrides(model=str(tmp_path / "mine.onnx")))
+    assert {name: t.model_dump() for name, t in config.style_tunings().items()} == {
+        "mine": {"strength": 1.0, "smoothing": 0.5}}

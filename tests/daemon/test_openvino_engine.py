@@ -1,6 +1,6 @@
 """The OpenVINO engine and engine.runtime = "auto" choosing between it and ONNX Runtime.
 
-Real OpenVINO and ONNX Runtime sessions: the bundled `stain` style (a real exported nano
+Real OpenVINO and ONNX Runtime sessions: the bundled default style (a real exported swift
 generator, FP32 and INT8) on the astronaut photo, and tiny stylecast artifacts (`255 - x`, and a
 float NCHW model) whose output is known exactly. The auto choice runs for real once; its picking
 is also driven with injected timings and a fake clock.
@@ -20,7 +20,7 @@ import pytest
 
 from stylecast.core.artifact import read_onnx_contract, write_onnx_metadata
 from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
-from stylecast.daemon.config import BUNDLED_MODELS
+from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE
 from stylecast.daemon.engines import (
     EngineSettings,
     FittedEngine,
@@ -41,8 +41,8 @@ from stylecast.daemon.engines.runtime_choice import fastest, open_fastest, time_
 from support.artifact_models import save_artifact
 from support.tiny_models import tiny_model, write_tiny_model
 
-STAIN_FP32 = BUNDLED_MODELS / "fp32" / "stain.onnx"
-STAIN_INT8 = BUNDLED_MODELS / "stain.onnx"
+BUNDLED_FP32 = BUNDLED_MODELS / "fp32" / f"{DEFAULT_BUNDLED_STYLE}.onnx"
+BUNDLED_INT8 = BUNDLED_MODELS / f"{DEFAULT_BUNDLED_STYLE}.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_matches_onnxruntime_on_a_real_photo(photo):
-    openvino = OpenVinoEngine(STAIN_FP32, threads=1)
-    expected = OnnxEngine(STAIN_FP32, threads=1)(photo)
+    openvino = OpenVinoEngine(BUNDLED_FP32, threads=1)
+    expected = OnnxEngine(BUNDLED_FP32, threads=1)(photo)
     stylized = openvino(photo)
     assert stylized.dtype == np.uint8 and stylized.shape == photo.shape
     assert np.abs(stylized.astype(int) - expected).max() <= 2
@@ -90,8 +90,8 @@ def test_matches_onnxruntime_on_a_real_photo(photo):
 
 def test_int8_model_stays_close_to_onnxruntime(photo):
     """Q/DQ layers round differently in the two runtimes; the issue's quality guard is 35 dB."""
-    stylized = OpenVinoEngine(STAIN_INT8, threads=1)(photo)
-    assert psnr(stylized, OnnxEngine(STAIN_INT8, threads=1)(photo)) >= 35
+    stylized = OpenVinoEngine(BUNDLED_INT8, threads=1)(photo)
+    assert psnr(stylized, OnnxEngine(BUNDLED_INT8, threads=1)(photo)) >= 35
 
 
 def test_runtime_openvino_through_load_engine(models, photo):
@@ -238,9 +238,10 @@ def test_error_text_drops_the_source_locations():
 
 def test_auto_times_both_and_logs_the_choice_and_the_figures(caplog, photo):
     caplog.set_level(logging.INFO, "stylecast.daemon.engines.runtime_choice")
-    engine = load_engine(STAIN_FP32, settings("auto"), frame_size=(64, 96))
+    engine = load_engine(BUNDLED_FP32, settings("auto"), frame_size=(64, 96))
     (line,) = [r.getMessage() for r in caplog.records if "engine.runtime auto" in r.getMessage()]
-    found = re.fullmatch(r"engine\.runtime auto: (\w+), the faster here for stain\.onnx at 96x64 "
+    found = re.fullmatch(r"engine\.runtime auto: (\w+), the faster here for "
+                         + re.escape(BUNDLED_FP32.name) + r" at 96x64 "
                          r"\(onnxruntime ([\d.]+) ms, openvino ([\d.]+) ms\)", line)
     assert found, line
     choice, figures = found[1], {"onnxruntime": float(found[2]), "openvino": float(found[3])}
@@ -316,6 +317,24 @@ def test_time_engines_takes_turns_block_by_block_and_keeps_the_fastest_block():
                            clock=lambda: now[0])
     assert figures == pytest.approx({"a": 10.0, "b": 20.0})
     assert calls == ["a"] * 2 + ["b"] * 2 + (["a"] * 4 + ["b"] * 4) * 2
+
+
+def test_time_engines_times_a_slow_model_by_its_warm_up_alone():
+    """A model too slow for the timing budget is judged on its warm-up run: a daemon start
+    does not wait for a dozen one-second frames."""
+    now, calls = [0.0], []
+
+    def engine(name, seconds):
+        def run(frame):
+            calls.append(name)
+            now[0] += seconds
+            return frame
+        return run
+
+    figures = time_engines({"a": engine("a", 1.2), "b": engine("b", 0.9)},
+                           np.zeros((4, 4, 3), np.uint8), clock=lambda: now[0])
+    assert figures == pytest.approx({"a": 1200.0, "b": 900.0})
+    assert calls == ["a", "b"]
 
 
 def test_fastest():

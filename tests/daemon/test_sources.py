@@ -116,6 +116,23 @@ def test_pattern_moves_smoothly_and_is_structure_not_noise():
     np.testing.assert_array_equal(shifted, moved)
 
 
+def test_pattern_held_still_and_with_camera_noise():
+    """motion=0: every frame the same card; noise=N: the same card with a new +-N noise each
+    frame, as a still scene comes from a real camera."""
+    with open_source("test://?width=64&height=48&fps=0&motion=0") as source:
+        still = [source.read(timeout_s=1.0).image for _ in range(3)]
+        assert "still" in source.description
+    card = pattern.draw_card(48, 64)
+    assert all(np.array_equal(frame, card) for frame in still)
+    with open_source("test://?width=64&height=48&fps=0&motion=0&noise=6") as source:
+        noisy = [source.read(timeout_s=1.0).image.astype(int) for _ in range(3)]
+        assert "noise 6" in source.description
+    for before, after in itertools.pairwise(noisy):
+        assert 1 < np.abs(after - before).mean() < 6  # a different noise in every frame
+    for frame in noisy:
+        assert np.abs(frame - card).max() <= 6 and np.abs(frame - card).mean() > 1
+
+
 def test_pattern_timestamps_increase_on_both_clocks():
     with open_source("test://?width=64&height=48&fps=0") as source:
         before = time.monotonic_ns()
@@ -466,6 +483,8 @@ def test_a_file_opencv_cannot_decode_is_a_config_error(tmp_path):
     ("test://?width=640&colour=red", ["'colour' is not known", "width, height, fps"]),
     ("test://?fps=-1", ["'fps' = '-1'", "greater than or equal to 0"]),
     ("test://?fps=1&fps=2", ["'fps' is given twice"]),
+    ("test://?noise=65", ["'noise' = '65'", "less than or equal to 64"]),
+    ("test://?motion=sometimes", ["'motion' = 'sometimes'", "valid boolean"]),
     ("test://pattern", ["'pattern'"]),
     ("webcam://0", ["unknown scheme", "test://", "picamera2://"]),
     ("/data/clip.mp4", ["unknown scheme", "file://PATH"]),

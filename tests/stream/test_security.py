@@ -321,7 +321,7 @@ def test_only_authorized_curve_clients_get_frames(curve_daemon, keys):
 def test_ctl_over_curve_tcp_control(curve_daemon, keys, capsys):
     with_keys = ["--endpoint", curve_daemon.control, "--timeout", "20", "--server-key",
                  str(keys["server"].public_file), "--client-key", str(keys["alice"].secret_file)]
-    code, out = ctl_main([*with_keys, "status"]), capsys.readouterr().out
+    code, out = ctl_main([*with_keys, "status", "--json"]), capsys.readouterr().out
     assert code == 0 and json.loads(out)["style"] == "invert"
 
     for refused in (["--timeout", "1"],  # no keys

@@ -10,8 +10,6 @@ import io
 import json
 import os
 import re
-import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,17 +29,14 @@ from stylecast.stream.outputs.window import unreachable_display
 from stylecast.stream.security import write_key_pair
 from stylecast.stream.sub import main
 
+from support.browser import CHROMIUM_FLAGS, chromium
+from support.page_server import get, serving_url
 from support.small_disk import small_disk
 from support.tiny_models import expected_stylized, write_tiny_model
 
 SUB = Path(sys.executable).with_name("stylecast-sub")
 SOURCE = "test://?width=64&height=48&fps=30"
 WAIT_S = 30.0  # generous: a shared 2-core machine
-# Headless Chromium as root on a machine without a usable sandbox (CI containers): no sandbox,
-# no GPU, and none of the background traffic a first run starts (QUIC, updates, sync).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
 SUMMARY_KEYS = {"frames", "fps", "age_ms_p50", "age_ms_p95", "gaps"}
 
 
@@ -56,23 +51,6 @@ def daemon(daemon_with, model):
     started = daemon_with("--model", str(model), "--source", SOURCE)
     started.notify.wait_for("READY=1")
     return started
-
-
-@pytest.fixture
-def processes():
-    started: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        process = subprocess.Popen([str(SUB), *args], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def json_lines(text: str) -> list[dict]:
@@ -318,25 +296,6 @@ def test_latest_jpeg_encodes_once_and_passes_jpeg_through():
     assert latest.wait_newer(0, 1.0) is None
 
 
-def serving_url(process: subprocess.Popen) -> tuple[str, int]:
-    """The host and port from the `serving http://HOST:PORT/` line stylecast-sub prints."""
-    ready, _, _ = select.select([process.stderr], [], [], WAIT_S)
-    assert ready, "stylecast-sub never said where it serves"
-    line = process.stderr.readline()
-    assert line.startswith("serving http://") and line.endswith("/\n"), line
-    host, port = line.split("//", 1)[1].rstrip("/\n").rsplit(":", 1)
-    return host, int(port)
-
-
-def get(address: tuple[str, int], path: str) -> tuple[http.client.HTTPResponse, bytes]:
-    connection = http.client.HTTPConnection(*address, timeout=WAIT_S)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    return response, body
-
-
 def read_parts(response: http.client.HTTPResponse, boundary: bytes, count: int) -> list:
     """`count` parts of a multipart/x-mixed-replace body: (headers, body) each."""
     parts = []
@@ -473,10 +432,7 @@ def test_curve_key_flags(folder, capsys):
 
 
 def test_the_page_renders_in_chromium(daemon_with, model, folder, processes):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Chromium is not installed here (apt-get install chromium; .ci/run installs "
-                    "it): the page cannot be rendered by a real browser")
+    browser = chromium()
     from PIL import Image
 
     daemon = daemon_with("--model", str(model), "--source", "test://?width=320&height=240&fps=30")
@@ -486,7 +442,7 @@ def test_the_page_renders_in_chromium(daemon_with, model, folder, processes):
     profile = folder / "chromium-profile"  # a new, empty profile for every run
     profile.mkdir()
     browser = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
          "--window-size=640,480", "--virtual-time-budget=3000", f"http://{host}:{port}/"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(folder)})
     assert browser.returncode == 0 and shot.exists(), browser.stderr[-2000:]

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,25 @@ class NotifyListener:
         raise AssertionError(f"no {prefix!r} notification within {timeout_s} s; got "
                              f"{self.messages}")
 
+    def keep_draining(self) -> None:
+        """From now on read notifications on a thread of its own, as systemd does: a queue that
+        nobody reads makes the daemon's sd_notify time out, which holds up its main thread (and
+        so its control socket) for seconds at a time."""
+        self._draining = threading.Thread(target=self._drain_until_closed, daemon=True)
+        self._draining.start()
+
+    def _drain_until_closed(self) -> None:
+        while self.sock.fileno() != -1:
+            try:
+                self.drain()
+            except OSError:  # closed under us
+                return
+
     def close(self) -> None:
         self.sock.close()
+        draining = getattr(self, "_draining", None)
+        if draining is not None:
+            draining.join(1.0)
 
 
 @dataclass

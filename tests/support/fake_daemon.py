@@ -14,12 +14,14 @@ WAIT_S = 10.0  # generous: the test machine is small and shared
 
 
 class FakeDaemon:
-    """Implements Controlled: two styles, a pause flag, and a switch to make status() crash."""
+    """Implements Controlled: two styles, a pause flag, strength and smoothing per style, and a
+    switch to make status() crash."""
 
     def __init__(self) -> None:
         self.style = "mosaic"
         self.paused = False
         self.crash: Exception | None = None
+        self.tunings: dict[str, dict[str, float]] = {}  # style -> strength and smoothing
 
     def status(self) -> dict:
         if self.crash is not None:
@@ -42,6 +44,19 @@ class FakeDaemon:
     def resume(self) -> dict:
         self.paused = False
         return {"paused": False}
+
+    def set_strength(self, value: float, style: str | None) -> dict:
+        return self._tune("strength", value, style)
+
+    def set_smoothing(self, value: float, style: str | None) -> dict:
+        return self._tune("smoothing", value, style)
+
+    def _tune(self, knob: str, value: float, style: str | None) -> dict:
+        name = style or self.style
+        if name not in ("mosaic", "udnie"):
+            raise ControlError(f"unknown style {name!r} (known: mosaic, udnie)")
+        self.tunings.setdefault(name, {"strength": 1.0, "smoothing": 0.0})[knob] = value
+        return {"style": name, **self.tunings[name]}
 
 
 class ServerThread:

@@ -7,6 +7,7 @@ figures, and the JSON, PNG and markdown outputs are written and agree.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # `benchmarks` lives in the source checkout, not in the wheel
 
 from benchmarks.frame_copies import CopyAudit  # noqa: E402
+from benchmarks.models import TRAINED  # noqa: E402
 from benchmarks.report import README_END, README_START, update_readme  # noqa: E402
+from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +48,9 @@ def test_every_section_ran_or_says_why(quick_run):
     assert results["quick"] is True
     assert {"cpu", "cores", "versions", "date"} <= results["machine"].keys()
     found = sections(results)
-    assert list(found) == ["model", "pipeline", "transport", "gpu", "quality"]
-    for name in ("model", "pipeline", "transport", "quality"):
+    assert list(found) == ["model", "runtimes", "pipeline", "controls", "transport", "gpu",
+                           "quality"]
+    for name in ("model", "runtimes", "pipeline", "controls", "transport", "quality"):
         assert found[name]["skipped"] is None, found[name]["skipped"]
         assert found[name]["rows"], name
         assert f"== {found[name]['title']}" in stdout
@@ -81,6 +85,79 @@ def test_model_rows_cover_presets_references_and_precisions(quick_run):
     assert {t["name"].split(",")[0] for t in model["targets"]} >= {"INT8 speed-up vs FP32"}
 
 
+@pytest.fixture(scope="module")
+def runtimes_run(tmp_path_factory):
+    """The runtimes section alone (--sections runtimes): its own tests need not run the rest."""
+    out = tmp_path_factory.mktemp("runtimes")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--sections", "runtimes", "--out",
+         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)  # ~15 s idle
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    return sections(results)["runtimes"], result.stdout
+
+
+def test_runtimes_rows_set_each_runtime_against_ort_fp32_and_the_floor(runtimes_run):
+    section, stdout = runtimes_run
+    assert section["skipped"] is None and f"== {section['title']}" in stdout
+    rows = section["rows"]
+    found = {(r["preset"], r["runtime"], r["precision"]): r for r in rows}
+    runtimes = {"ORT", "OpenVINO"} if importlib.util.find_spec("openvino") else {"ORT"}
+    assert set(found) == {(p, r, q) for p in ("nano", "swift") for r in runtimes
+                          for q in ("fp32", "int8")}
+    if "OpenVINO" not in runtimes:
+        assert any("OpenVINO rows skipped" in note for note in section["notes"])
+    assert found["nano", "ORT", "fp32"]["x_nano"] == 1.0
+    for row in rows:
+        own = found[row["preset"], "ORT", "fp32"]
+        assert row["ms"] > 0 and row["fps"] > 0 and row["floor_ms"] > 0
+        assert row["x_fp32"] == pytest.approx(own["ms"] / row["ms"], rel=0.05, abs=0.01)
+        assert row["gmacs"] == own["gmacs"] > 0  # the same network, counted on each file
+        assert row["floor_ms"] == pytest.approx(
+            max(row["compute_floor_ms"], row["memory_floor_ms"]), abs=0.001)
+        assert row["x_floor"] == pytest.approx(row["ms"] / row["floor_ms"], rel=0.05, abs=0.1)
+        assert row["bound"] in {"memory", "compute"}
+        if row["precision"] == "int8":  # uint8 stretches move fewer bytes than FP32
+            assert 0 < row["int8_gmacs"] <= row["gmacs"] and row["mb_moved"] < own["mb_moved"]
+        else:
+            assert row["int8_gmacs"] == 0 and row["psnr_db"] is None
+        if row["weights"] == "random":
+            assert row["psnr_db"] is None
+        elif row["precision"] == "int8":
+            assert 20 < row["psnr_db"] < 80  # a real quantized model: close, not identical
+    assert found["swift", "ORT", "fp32"]["weights"] != "random"  # the bundled styles are swift
+    names = [t["name"] for t in section["targets"]]
+    assert names[:2] == ["swift INT8 (ORT) vs swift FP32 (ORT), 64x64",
+                         "swift INT8 (ORT) vs nano FP32 (ORT), 64x64"]
+    assert any(name.startswith("INT8 PSNR to FP32, swift") for name in names)
+    notes = " ".join(section["notes"])
+    assert "GMAC/s" in notes and "GB/s" in notes and "threads" in notes
+
+
+def test_the_runtimes_graph_cost_counts_what_pytorch_counts():
+    from benchmarks.runtimes import graph_cost
+    from stylecast.core.artifact import read_onnx_contract
+    from stylecast.training.complexity import count_macs
+    from stylecast.training.presets import build_generator
+
+    fp32 = graph_cost(BUNDLED_MODELS / "fp32" / f"{DEFAULT_BUNDLED_STYLE}.onnx", (64, 96))
+    int8 = graph_cost(BUNDLED_MODELS / f"{DEFAULT_BUNDLED_STYLE}.onnx", (64, 96))
+    preset = read_onnx_contract(BUNDLED_MODELS / f"{DEFAULT_BUNDLED_STYLE}.onnx").preset
+    assert fp32.fp32_macs == count_macs(build_generator(preset), 64, 96) and fp32.int8_macs == 0
+    assert int8.fp32_macs + int8.int8_macs == fp32.fp32_macs and int8.int8_macs > 0
+    assert 0 < int8.bytes_moved < fp32.bytes_moved
+    # at least the uint8 frame in and out, and swift's stem: 32 FP32 channels at half size,
+    # written and read
+    assert fp32.bytes_moved > 64 * 96 * (3 + 3) + 32 * 48 * 2 * 32 * 4
+
+
+def test_the_runtimes_peaks_are_measured():
+    from benchmarks.runtimes import memory_bandwidth_gbs, peak_gmacs
+
+    assert peak_gmacs(1, integer=False, n=64, runs=2) > 0
+    assert peak_gmacs(1, integer=True, n=64, runs=2) > 0
+    assert memory_bandwidth_gbs(2, mib=4, runs=2) > 0
+
 def test_pipeline_compares_the_daemon_with_the_bare_engine(quick_run):
     pipeline = sections(quick_run[1])["pipeline"]
     for row in pipeline["rows"]:
@@ -93,6 +170,19 @@ def test_pipeline_compares_the_daemon_with_the_bare_engine(quick_run):
     assert set(copies) == {"source->engine input", "engine output->result",
                            "result->zmq payload"}
     assert [t["name"] for t in pipeline["targets"]][1] == "daemon fps / bare engine fps"
+
+
+def test_controls_cost_each_case_on_each_backend_at_640x480(quick_run):
+    controls = sections(quick_run[1])["controls"]
+    assert "640x480" in controls["title"]
+    cases = {(row["backend"], row["case"]) for row in controls["rows"]}
+    assert {backend for backend, _ in cases} == {"opencv", "numpy"} and len(cases) == 8
+    for row in controls["rows"]:
+        assert 0 < row["ms_p50"] <= row["ms_p95"]
+        assert row["frame_pct"] == pytest.approx(100 * row["ms_p50"] / (1000 / 30), abs=0.01)
+    assert controls["targets"][0]["wanted"] == "<= 1"
+    assert "frame-to-frame difference" in controls["notes"][0]
+    assert "warping error" in controls["notes"][0]
 
 
 def test_transport_sets_stylecast_beside_imagezmq(quick_run):
@@ -114,7 +204,7 @@ def test_outputs_are_written_and_the_readme_block_replaced(quick_run):
         pixels = np.asarray(image.convert("L"))
     assert pixels.std() > 10  # a drawn figure, not a blank canvas
     text = (out / "results.md").read_text()
-    assert "### Targets" in text and "stain (trained nano)" in text
+    assert "### Targets" in text and TRAINED in text
     block = readme.read_text()
     assert "old figures" not in block and block.endswith("after\n")
     assert results["machine"]["cpu"] in block
@@ -131,9 +221,9 @@ def test_update_readme_needs_its_markers(tmp_path):
 def test_the_copy_audit_sees_a_copy_when_there_is_one(tmp_path):
     """bgr24 payloads are a channel-swapped copy of the engine's RGB result: the audit that
     reports 0 copies for rgb24 must report 1 per frame here, or its zeros mean nothing."""
-    from stylecast.daemon.config import BUNDLED_MODELS
 
-    audit = CopyAudit(BUNDLED_MODELS / "stain.onnx", "test://?width=64&height=48&fps=0", "bgr24")
+    audit = CopyAudit(BUNDLED_MODELS / f"{DEFAULT_BUNDLED_STYLE}.onnx",
+                      "test://?width=64&height=48&fps=0", "bgr24")
     copies = audit.run(frames=5)
     assert copies == {"source->engine input": 0.0, "engine output->result": 0.0,
                       "result->zmq payload": 1.0}
@@ -141,9 +231,9 @@ def test_the_copy_audit_sees_a_copy_when_there_is_one(tmp_path):
 
 def test_the_operator_profile_says_where_the_time_goes(capsys):
     from benchmarks.operator_profile import main
-    from stylecast.daemon.config import BUNDLED_MODELS
 
-    assert main([str(BUNDLED_MODELS / "stain.onnx"), "--size", "64x64", "--runs", "3"]) == 0
+    model = BUNDLED_MODELS / f"{DEFAULT_BUNDLED_STYLE}.onnx"
+    assert main([str(model), "--size", "64x64", "--runs", "3"]) == 0
     out = capsys.readouterr().out
     assert "ms of kernels per frame" in out
     assert "QLinearConv" in out or "ConvInteger" in out  # the INT8 body shows as integer convs

@@ -22,8 +22,9 @@ SURFACE = {
     "stylecastd": ["--config", "--source", "--model", "--publish", "--control", "--log-level",
                    "install", "uninstall"],
     "stylecast-sub": ["ENDPOINT", "--topic", "--count", "--timeout", "--json", "--http",
-                      "--record", "--show"],
-    "stylecast-ctl": ["--endpoint", "status", "styles", "set-style", "pause", "resume", "keygen"],
+                      "--control", "--record", "--show"],
+    "stylecast-ctl": ["--endpoint", "status", "watch", "styles", "set-style", "set-strength",
+                      "set-smoothing", "pause", "resume", "keygen"],
 }
 
 SUBCOMMAND_SURFACE = {
@@ -37,6 +38,10 @@ SUBCOMMAND_SURFACE = {
     ("stylecast-export", "verify"): ["--images", "--json"],
     ("stylecast-export", "engine"): ["-o", "--precision"],
     ("stylecastd", "install"): ["--dry-run", "--root"],
+    ("stylecast-ctl", "status"): ["--json"],
+    ("stylecast-ctl", "watch"): ["--interval", "--count"],
+    ("stylecast-ctl", "set-strength"): ["VALUE", "--style"],
+    ("stylecast-ctl", "set-smoothing"): ["VALUE", "--style"],
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 import zmq
 
 from support.daemon_process import SMALL_TEST_SOURCE, STYLECASTD, receive
+from support.tiny_models import expected_stylized
 
 HEADER_KEYS = {"v", "seq", "frame", "stream", "t_capture_ns", "t_capture_unix_ns",
                "t_publish_ns", "width", "height", "format", "style", "timing_ms", "dropped"}
@@ -156,7 +157,21 @@ def test_stats_topic(daemon_with, models):
     assert {"fps", "latency_ms", "dropped", "source", "style", "engine"} <= set(stats)
     assert set(stats["fps"]) == {"capture", "infer", "publish"}
     assert set(stats["latency_ms"]["capture_to_publish"]) == {"p50", "p95", "p99"}
-    assert stats["style"] == "invert" and "onnxruntime" in stats["engine"].lower()
+    # engine.runtime = "auto": ONNX Runtime, or OpenVINO where it is installed and faster here.
+    assert stats["style"] == "invert"
+    assert stats["engine"].startswith(("onnxruntime CPUExecutionProvider", "openvino CPU"))
+
+
+def test_runtime_openvino_from_the_config(daemon_with, folder, models):
+    config = folder / "openvino.toml"
+    config.write_text('[engine]\nruntime = "openvino"\nthreads = 1\n')
+    daemon = daemon_with("--config", str(config), "--model", str(models["invert"]),
+                         "--source", SMALL_TEST_SOURCE)
+    header, payload = receive(daemon.subscribe(b"stylized"))[1:]
+    assert header["style"] == "invert"
+    np.testing.assert_array_equal(pixels(header, payload), expected_stylized(header["frame"]))
+    status = daemon.request({"cmd": "status"})
+    assert status["engine"] == "openvino CPU, 1 thread, invert.onnx (fp32)"
 
 
 def test_sizes_read_width_x_height_in_logs_status_and_ctl(daemon_with, models):
@@ -167,7 +182,8 @@ def test_sizes_read_width_x_height_in_logs_status_and_ctl(daemon_with, models):
     assert receive(daemon.subscribe(b"stylized"))[1]["width"] == 30
     assert daemon.request({"cmd": "status"})["source"]["size"] == {"width": 30, "height": 18}
     ctl = subprocess.run([str(STYLECASTD.with_name("stylecast-ctl")), "--endpoint",
-                          daemon.control, "status"], capture_output=True, text=True, timeout=30)
+                          daemon.control, "status", "--json"], capture_output=True, text=True,
+                         timeout=30)
     assert ctl.returncode == 0, ctl.stderr
     assert json.loads(ctl.stdout)["source"]["size"] == {"width": 30, "height": 18}
     daemon.signal(signal.SIGTERM)

@@ -27,11 +27,11 @@ def one_error_line(daemon) -> str:
 
 def test_an_unknown_active_style_stops_the_start(daemon_with, folder):
     config = folder / "typo.toml"
-    config.write_text('[styles]\nactive = "retna"\n')  # the bundled styles: retina, stain, ...
+    config.write_text('[styles]\nactive = "grate-wave"\n')  # the bundled: great-wave, ...
     daemon = daemon_with("--config", str(config), "--source", SMALL_TEST_SOURCE)
     assert one_error_line(daemon) == (
-        f"stylecastd: error: {config}: key 'styles.active' = 'retna' is not a style (did you "
-        f"mean 'retina'?); the bundled styles are {', '.join(bundled_styles())}")
+        f"stylecastd: error: {config}: key 'styles.active' = 'grate-wave' is not a style (did "
+        f"you mean 'great-wave'?); the bundled styles are {', '.join(bundled_styles())}")
     assert not (daemon.folder / "control").exists()  # nothing was bound
 
 

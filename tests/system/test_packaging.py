@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from stylecast.daemon.config import DEFAULT_BUNDLED_STYLE
+
 ROOT = Path(__file__).resolve().parents[2]
 CODE_FOLDERS = {"training": "stylecast/training", "export": "stylecast/export",
                 "daemon": "stylecast/daemon"}
@@ -64,6 +66,8 @@ def test_wheel_maps_every_source_package_into_stylecast(wheel):
         assert sources, folder
         for source in sources:
             assert f"{package}/{source}" in names, f"{folder}/{source} is missing from the wheel"
+    # Data files the code reads: stylecast-sub --http serves this page.
+    assert "stylecast/stream/outputs/page.html" in names, "the browser page is not in the wheel"
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for script in SCRIPTS:
@@ -144,16 +148,18 @@ def assert_main_job_publishes(stylecastd: Path, folder: Path) -> None:
     assert message is not None, f"no stylized frame within 60 s; stylecastd said:\n{err}"
     _, header, payload = message
     header = json.loads(header)
-    assert header["style"] == "stain" and len(payload) == header["width"] * header["height"] * 3
+    assert header["style"] == DEFAULT_BUNDLED_STYLE
+    assert len(payload) == header["width"] * header["height"] * 3
     assert header["seq"] == 1, header  # the first frame this daemon ever sent to anyone
     assert status["pid"] == daemon.pid and status["subscriptions"] == ["stylized"], status
-    assert status["style"] == "stain" and status["source"]["uri"] == "test://", status
+    assert status["style"] == DEFAULT_BUNDLED_STYLE, status
+    assert status["source"]["uri"] == "test://", status
     assert daemon.returncode == 0, err
     print(f"first stylized frame {waited:.1f} s after start, on {endpoint}")
 
 
 PUBLISHING_LINE = re.compile(r"publishing on (?P<endpoint>tcp://127\.0\.0\.1:\d+); "
-                             r"control on (?P<control>\S+); style 'stain'")
+                             rf"control on (?P<control>\S+); style '{DEFAULT_BUNDLED_STYLE}'")
 
 
 def control_request(endpoint: str, request: dict) -> dict:
