@@ -20,7 +20,7 @@ import numpy as np
 from stylecast.core.artifact import Contract, read_onnx_contract
 from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
 from stylecast.daemon.engines.precision import check_precision, choose_precision
-from stylecast.daemon.engines.settings import EngineSettings
+from stylecast.daemon.engines.settings import EngineSettings, threads_text
 from stylecast.daemon.engines.tensor_io import from_model_output, to_model_input
 
 PROVIDERS = {
@@ -93,9 +93,8 @@ class OnnxEngine:
 
     def _describe(self) -> str:
         threads = self.session.get_session_options().intra_op_num_threads
-        threads_text = f"{threads} thread{'s' * (threads != 1)}" if threads else "default threads"
         providers = "+".join(self.session.get_providers())
-        return (f"onnxruntime {providers}, {threads_text}, {Path(self.name).name} "
+        return (f"onnxruntime {providers}, {threads_text(threads)}, {Path(self.name).name} "
                 f"({self.contract.precision})")
 
 

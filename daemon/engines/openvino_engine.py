@@ -25,7 +25,7 @@ from stylecast.core.errors import ArtifactError, ConfigError, StylecastError
 from stylecast.core.extras import needs
 from stylecast.core.sizes import size_text
 from stylecast.daemon.engines.protocol import Size
-from stylecast.daemon.engines.settings import EngineSettings
+from stylecast.daemon.engines.settings import EngineSettings, threads_text
 from stylecast.daemon.engines.tensor_io import from_model_output, to_model_input
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,7 @@ class OpenVinoEngine:
         self.size: Size | None = None  # the frame size the model is compiled for
         self.request: Any = None
         self._output: Any = None
-        threads_text = f"{threads} thread{'s' * (threads != 1)}" if threads else "default threads"
-        self.description = (f"openvino {DEVICE}, {threads_text}, {Path(self.name).name} "
+        self.description = (f"openvino {DEVICE}, {threads_text(threads)}, {Path(self.name).name} "
                             f"({self.contract.precision})")
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:

@@ -37,3 +37,8 @@ class EngineSettings(BaseModel):
     precision: Literal["fp32", "fp16", "int8"] | None = None
     cache_dir: Path = Field(default_factory=default_cache_dir)
     workspace_mib: int = Field(default=1024, ge=16)
+
+
+def threads_text(threads: int | None) -> str:
+    """How an engine's description names its thread count (0 or None: the runtime's default)."""
+    return f"{threads} thread{'s' * (threads != 1)}" if threads else "default threads"

@@ -56,6 +56,7 @@ from stylecast.daemon.engines.tensorrt_engine import (
 
 from support.build_backend import RecordingBackend
 from support.contracts import make_contract
+from support.hidden_imports import hide_package
 from support.tensorrt_standin import STATIC_HW, FakeCudart, FakeTensorrt
 from support.tiny_models import tiny_model, write_tiny_model
 
@@ -437,16 +438,7 @@ def test_runtime_tensorrt_forced_without_tensorrt(models, tmp_path):
 
 
 def test_missing_cuda_python_is_a_config_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_cuda(name, *args, **kwargs):
-        if name == "cuda" or name.startswith("cuda."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_cuda)
+    hide_package(monkeypatch, "cuda")
     with pytest.raises(ConfigError, match="pip install cuda-python"):
         tensorrt_engine.import_cudart()
 

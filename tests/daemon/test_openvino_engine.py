@@ -8,7 +8,6 @@ is also driven with injected timings and a fake clock.
 
 from __future__ import annotations
 
-import builtins
 import logging
 import re
 from pathlib import Path
@@ -39,6 +38,7 @@ from stylecast.daemon.engines.openvino_engine import (
 from stylecast.daemon.engines.runtime_choice import fastest, open_fastest, time_engines
 
 from support.artifact_models import save_artifact
+from support.hidden_imports import hide_package
 from support.tiny_models import tiny_model, write_tiny_model
 
 BUNDLED_FP32 = BUNDLED_MODELS / "fp32" / f"{DEFAULT_BUNDLED_STYLE}.onnx"
@@ -198,14 +198,7 @@ def test_a_tensorrt_engine_under_runtime_openvino_is_a_config_error(tmp_path):
 
 @pytest.fixture
 def no_openvino(monkeypatch):
-    real_import = builtins.__import__
-
-    def without_openvino(name, *args, **kwargs):
-        if name == "openvino" or name.startswith("openvino."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_openvino)
+    hide_package(monkeypatch, "openvino")
 
 
 def test_missing_openvino_is_a_config_error(models, no_openvino):
