@@ -4,9 +4,12 @@ results.json, results.png and results.md in --out (and the README block with --r
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -25,12 +28,17 @@ from benchmarks.report import (
 )
 from stylecast.core.atomic import atomic_write_text
 
-SECTIONS = ("model", "runtimes", "pipeline", "controls", "transport", "gpu", "quality")
+SECTIONS = ("model", "runtimes", "pipeline", "controls", "transport", "consumers", "gpu",
+            "quality")
 MODULES = {"model": "benchmarks.models", "runtimes": "benchmarks.runtimes",
            "pipeline": "benchmarks.pipeline",
            "controls": "benchmarks.controls", "transport": "benchmarks.transport",
+           "consumers": "benchmarks.consumers",
            "gpu": "benchmarks.gpu", "quality": "benchmarks.quality"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+# A quick section normally takes seconds; past this it is stuck: every thread's stack goes to
+# stderr and the section ends as failed, so the run still finishes and says where it hung.
+QUICK_SECTION_LIMIT_S = 150
 
 
 def sections_list(text: str) -> tuple[str, ...]:
@@ -56,10 +64,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_section(name: str, quick: bool) -> Section:
-    """One section; a crash becomes a section that says so (the others still run)."""
+class SectionTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int | None):
+    """Interrupt the main thread after `seconds` (None: no limit), stacks dumped first."""
+    if seconds is None:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise SectionTimeout(f"still running after {seconds} s (thread stacks on stderr)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    faulthandler.dump_traceback_later(seconds - 1)
+    signal.alarm(seconds)
     try:
-        return importlib.import_module(MODULES[name]).run(quick)
+        yield
+    finally:
+        signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_section(name: str, quick: bool) -> Section:
+    """One section; a crash or, in quick mode, a hang becomes a section that says so (the
+    others still run)."""
+    try:
+        with time_limit(QUICK_SECTION_LIMIT_S if quick else None):
+            return importlib.import_module(MODULES[name]).run(quick)
     except Exception as err:
         traceback.print_exc()
         return Section(name=name, title=name, columns={},

@@ -13,10 +13,12 @@ Both peaks are measured here, once per run (`peak_gmacs`, `memory_bandwidth_gbs`
 each graph is counted on the ONNX file itself (`graph_cost`).
 
 Weights: a preset with a trained model among the bundled styles (its FP32 twin beside it) is
-measured from those files, the shipped INT8 included, and its INT8 gets a PSNR to FP32. A
-preset without one gets random weights initialised as training leaves a network
-(benchmarks/weights.py) and INT8 from `quantize_int8` (target "cpu", its default layer choice);
-its PSNR would say nothing about quantization, so there is none.
+measured from those files, the shipped INT8 included, and its INT8 gets a PSNR to FP32. The
+nano reference is the first trained nano, the `stain` style that shipped until the bundled
+styles moved to swift, kept in benchmarks/reference/ as it shipped (FP32 and INT8), so "x nano"
+compares trained with trained. A preset with neither gets random weights initialised as
+training leaves a network (benchmarks/weights.py) and INT8 from `quantize_int8` (target "cpu",
+its default layer choice); its PSNR would say nothing about quantization, so there is none.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 PRECISIONS = ("fp32", "int8")
 REFERENCE_PRESET = "nano"  # today's student: every row's second ratio is to its ORT FP32
 RANDOM = "random"
+REFERENCE_FOLDER = Path(__file__).resolve().parent / "reference"
+FIRST_NANO = "first-nano"  # benchmarks/reference/first-nano.{fp32,int8}.onnx
 INT8_PSNR_DB = 35.0  # issue 19's quality guard for a layer in INT8
 ASSUMED_INT8_GAIN = 4.0  # INT8 MACs per FP32 MAC if MatMulInteger cannot be timed here
 # ops a runtime fuses into the convolution before them, and ops whose output is a view
@@ -344,7 +348,14 @@ def trained_models() -> dict[str, Model]:
         if [c.precision for c in contracts] == ["fp32", "int8"] and contracts[0].preset:
             found.setdefault(contracts[0].preset,
                              Model(contracts[0].preset, int8.stem, {"fp32": fp32, "int8": int8}))
+    found.setdefault(REFERENCE_PRESET, first_nano())
     return found
+
+
+def first_nano() -> Model:
+    """The nano every row is compared with: as it shipped, trained (benchmarks/reference/)."""
+    files = {p: REFERENCE_FOLDER / f"{FIRST_NANO}.{p}.onnx" for p in PRECISIONS}
+    return Model(REFERENCE_PRESET, FIRST_NANO, files)
 
 
 def _models(workdir: Path, quick: bool, threads: int) -> Iterator[Model]:
@@ -511,6 +522,10 @@ def _notes(models: list[Model], runtimes: tuple[str, ...], threads: int, plan: P
 
 
 def _weights_text(model: Model) -> str:
+    if model.weights == FIRST_NANO:
+        return (f"{model.preset}: the first trained nano (the 'stain' style, bundled until the "
+                f"styles moved to swift), benchmarks/reference/{FIRST_NANO}.fp32.onnx and "
+                ".int8.onnx as shipped (INT8 keeps full resolution in FP32)")
     if model.trained:
         return (f"{model.preset}: the bundled '{model.weights}' style, trained (FP32 "
                 f"models/fp32/{model.weights}.onnx, INT8 models/{model.weights}.onnx as shipped)")

@@ -16,6 +16,9 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "opencv": ("OpenCV", "video"),
     "pillow": ("Pillow", "pillow"),
     "openvino": ("OpenVINO", "openvino"),
+    "av": ("PyAV", "rtsp"),
+    "pyvirtualcam": ("pyvirtualcam", "v4l2"),
+    "prometheus": ("prometheus-client", "daemon"),
 }
 
 

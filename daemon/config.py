@@ -7,7 +7,9 @@ wrong type or a bad value is one line naming the file, the key and the value (ex
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
@@ -103,8 +105,6 @@ class StyleSettings(Section):
     @field_validator("models")
     @classmethod
     def _names(cls, models: dict[str, Path]) -> dict[str, Path]:
-        import re
-
         for name in models:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"style name {name!r} must match {NAME_PATTERN}")
@@ -171,6 +171,50 @@ class SecuritySettings(Section):
         return self
 
 
+class MetricsSettings(Section):
+    # HOST:PORT of the HTTP server for Prometheus (/metrics) and health checks (/healthz), e.g.
+    # "127.0.0.1:9108"; "" = off. It has no authentication: keep it on loopback unless the
+    # network is trusted. Port 0: one the system picks (logged).
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        if listen:
+            parse_listen(listen)
+        return listen
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when metrics are off."""
+        return parse_listen(self.listen) if self.listen else None
+
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """'host:port' or '[v6 address]:port' -> (host, port); ValueError saying what is wrong."""
+    host, colon, port_text = listen.rpartition(":")
+    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError("expected HOST:PORT with a port from 0 to 65535, e.g. "
+                         "'127.0.0.1:9108' ('' turns metrics off)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not _is_ip(host, version=6):
+            raise ValueError(f"{host!r} is not an IPv6 address")
+    elif not (_is_ip(host, version=4) or HOSTNAME.match(host)):
+        raise ValueError(f"{host!r} is not an IPv4 address or host name (an IPv6 address "
+                         "goes in brackets: '[::1]:9108')")
+    return host, int(port_text)
+
+
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -183,6 +227,7 @@ class DaemonConfig(Section):
     control: ControlSettings = Field(default_factory=ControlSettings)
     faults: FaultSettings = Field(default_factory=FaultSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -322,7 +367,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
 
 def flag_overrides(*, source: str | None = None, model: str | None = None,
                    publish: list[str] | None = None, control: str | None = None,
-                   log_level: str | None = None) -> dict[str, Any]:
+                   metrics: str | None = None, log_level: str | None = None) -> dict[str, Any]:
     """Command-line flags as dotted config keys. --model replaces the configured styles."""
     overrides: dict[str, Any] = {}
     if source is not None:
@@ -335,6 +380,8 @@ def flag_overrides(*, source: str | None = None, model: str | None = None,
         overrides["publish.endpoints"] = list(publish)
     if control is not None:
         overrides["control.endpoint"] = control
+    if metrics is not None:
+        overrides["metrics.listen"] = metrics
     if log_level is not None:
         overrides["log.level"] = log_level
     return overrides
@@ -342,8 +389,6 @@ def flag_overrides(*, source: str | None = None, model: str | None = None,
 
 def _style_name(path: Path) -> str:
     """A style name for --model: the file's stem, made to fit NAME_PATTERN."""
-    import re
-
     name = re.sub(r"[^A-Za-z0-9_.+-]", "-", path.stem).lstrip("._+-")[:64]
     return name or "model"
 

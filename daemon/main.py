@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--control", metavar="ENDPOINT",
                         help="ZeroMQ REP control endpoint (default ipc://<runtime dir>/control: "
                         "/run/stylecast under systemd)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve Prometheus /metrics and /healthz over HTTP there, e.g. "
+                        "127.0.0.1:9108 (no authentication); '' turns them off (default off)")
     parser.add_argument("--log-level", metavar="LEVEL", choices=LOG_LEVELS,
                         help=f"one of {', '.join(LOG_LEVELS)} (default info)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -73,7 +76,8 @@ def run_daemon(args: argparse.Namespace) -> int:
     from stylecast.daemon.service import Daemon
 
     overrides = flag_overrides(source=args.source, model=args.model, publish=args.publish,
-                               control=args.control, log_level=args.log_level)
+                               control=args.control, metrics=args.metrics,
+                               log_level=args.log_level)
     daemon = Daemon(resolve_config_path(args.config), overrides)
     configure_logging(daemon.config.log.level)
     return daemon.run()

@@ -39,7 +39,7 @@ from stylecast.daemon.sources import (
     SourceStalled,
     redact,
 )
-from stylecast.daemon.stats import PipelineStats
+from stylecast.daemon.stats import LatencyObserver, PipelineStats
 from stylecast.daemon.styles import StyleBook
 from stylecast.daemon.tuning import StyleTunings
 from stylecast.stream.protocol import (
@@ -125,14 +125,14 @@ class Pipeline:
     """The three stage threads of one configuration."""
 
     def __init__(self, config: DaemonConfig, source: FrameSource, styles: StyleBook,
-                 publisher: Publisher) -> None:
+                 publisher: Publisher, *, latency_observer: LatencyObserver | None = None) -> None:
         self.config = config
         self.source = source
         self.styles = styles
         self.publisher = publisher
         self.tunings = StyleTunings(config.style_tunings())
         self.mixer = FrameMixer()
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(latency_observer)
         # Stats are public: no passwords in the URI.
         self.health = SourceHealth(redact(source.uri), config.source.stall_timeout_s)
         self.frames = LatestSlots()  # capture -> infer
@@ -308,7 +308,7 @@ class Pipeline:
             end = time.monotonic_ns()
             failures_in_a_row = 0
             self.stats.fps["infer"].tick()
-            self.stats.latency_ms["infer"].add((end - start) / 1e6)
+            self.stats.add_latency("infer", (end - start) / 1e6)
             self.outbox.put(STYLIZED, self._tuned(frame, image, style, start, end))
         self._infer_done.set()
 
@@ -357,8 +357,8 @@ class Pipeline:
             return
         total_ms = (time.monotonic_ns() - source.t_capture_ns) / 1e6
         infer_ms = (item.t_infer_end_ns - item.t_infer_start_ns) / 1e6
-        self.stats.latency_ms["capture_to_publish"].add(total_ms)
-        self.stats.latency_ms["added"].add(total_ms - infer_ms)
+        self.stats.add_latency("capture_to_publish", total_ms)
+        self.stats.add_latency("added", total_ms - infer_ms)
         self.first_published.set()
 
     def _frame_header(self, topic: bytes, item: Any, source: SourceFrame, encode_start: int,

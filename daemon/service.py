@@ -23,6 +23,7 @@ sockets it secures.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import logging
 import os
 import signal
@@ -31,20 +32,26 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
 
 from stylecast.core.artifact import installed_version
-from stylecast.core.errors import EX_OK, StylecastError
-from stylecast.daemon.config import DaemonConfig, load_config
+from stylecast.core.errors import EX_OK, ConfigError, StylecastError
+from stylecast.core.extras import needs
+from stylecast.daemon.config import DaemonConfig, MetricsSettings, load_config
 from stylecast.daemon.control import ControlError, ControlServer
+from stylecast.daemon.frame_flow import FrameFlow
 from stylecast.daemon.notify import SystemdNotifier
 from stylecast.daemon.pipeline import Pipeline, PipelineFailure
 from stylecast.daemon.publisher import Publisher
 from stylecast.daemon.sources import open_source
 from stylecast.daemon.styles import EngineLoader, LoadedEngines, StyleBook
 from stylecast.stream.security import CurveServer, load_server_keys, warn_if_exposed
+
+if TYPE_CHECKING:
+    from stylecast.daemon.metrics import DaemonMetrics
+    from stylecast.daemon.metrics_http import MetricsServer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,6 +94,8 @@ class Daemon:
         self.control_settings = None
         self.curve: CurveServer | None = None
         self.heartbeat: Heartbeat | None = None
+        self.metrics: DaemonMetrics | None = None  # made when [metrics] listen is first set
+        self.metrics_server: MetricsServer | None = None
         # Set by the signal handlers. Two flags, so that taking a reload request can never wipe
         # out a stop request that arrives at the same moment.
         self._requested: str | None = None  # "stop"
@@ -114,7 +123,9 @@ class Daemon:
         self._bind_sockets(config)
         self.engines.keep_only(styles.engine_keys())
         source = open_source(config.source.uri)
-        pipeline = Pipeline(config, source, styles, self.publisher)
+        latency_observer = self.metrics.latency.observe if self.metrics else None
+        pipeline = Pipeline(config, source, styles, self.publisher,
+                            latency_observer=latency_observer)
         pipeline.engine_notify = self._engine_building
         self.style_book, self.pipeline = styles, pipeline
         pipeline.start()
@@ -202,6 +213,31 @@ class Daemon:
             self.control_settings = control
             if control_curve is None:
                 warn_if_exposed([self.control.endpoint], "control endpoint")
+        self._serve_metrics(config.metrics)
+
+    def _serve_metrics(self, settings: MetricsSettings) -> None:
+        """Start, keep, move or stop the HTTP metrics endpoint; its figures outlive a move."""
+        if self.metrics_server is not None and self.metrics_server.listen == settings.listen:
+            return
+        self._close_metrics_server()
+        address = settings.address()
+        if address is None:
+            return
+        _require_prometheus_client()
+        from stylecast.daemon.metrics import DaemonMetrics
+        from stylecast.daemon.metrics_http import MetricsServer
+
+        if self.metrics is None:
+            self.metrics = DaemonMetrics(lambda: self.pipeline)
+        self.metrics_server = MetricsServer(settings.listen, address, self.metrics.registry,
+                                            self.health)
+        log.info("metrics on %s/metrics, health on %s/healthz", self.metrics_server.url,
+                 self.metrics_server.url)
+
+    def _close_metrics_server(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     def _secure(self, config: DaemonConfig) -> None:
         """Start, keep or stop CURVE. New server keys: the sockets they secured are closed first,
@@ -229,6 +265,7 @@ class Daemon:
             self.publisher = None
 
     def _shutdown(self) -> None:
+        self._close_metrics_server()
         self._close_sockets()
         if self.curve is not None:
             self.curve.close()
@@ -265,6 +302,15 @@ class Daemon:
         self.config = config
         logging.getLogger("stylecast").setLevel(config.log.level.upper())
         return True
+
+    # --- health ------------------------------------------------------------------------------
+
+    def health(self) -> str | None:
+        """/healthz: None while stylized frames go out, else why not (the watchdog's rule)."""
+        heartbeat = self.heartbeat
+        if heartbeat is None or heartbeat.pipeline is not self.pipeline:
+            return "starting: no pipeline is running yet"
+        return heartbeat.flow.why_not_serving(self.config.source.stall_timeout_s)
 
     # --- control commands (stylecast.daemon.control.Controlled) ------------------------------
 
@@ -359,6 +405,7 @@ class Heartbeat:
         self.activity = activity  # e.g. a style switch under way, added to STATUS=
         self.on_ready = on_ready
         self.ready = False
+        self.flow = FrameFlow(pipeline)
         self.watchdog = WatchdogFeeder(notifier.watchdog_interval_s)
         self.next_status = time.monotonic()
 
@@ -369,9 +416,9 @@ class Heartbeat:
             self.notifier.ready(status_line(pipeline))
             log.info("first frame published: ready")
             self.on_ready()
-        progress = progress_count(pipeline)
-        if self.watchdog.due() and progress != self.watchdog.last_progress:
-            self.watchdog.fed(progress)
+        self.flow.observe()
+        if self.watchdog.due() and self.flow.moved_since(self.watchdog.last_fed_at):
+            self.watchdog.fed()
             self.notifier.watchdog()
         if time.monotonic() >= self.next_status:
             self.next_status = time.monotonic() + STATUS_INTERVAL_S
@@ -381,25 +428,18 @@ class Heartbeat:
 
 
 class WatchdogFeeder:
-    """When the next WATCHDOG=1 is due, and the progress count at the last one."""
+    """When the next WATCHDOG=1 is due, and when the last one went."""
 
     def __init__(self, interval_s: float | None) -> None:
         self.interval_s = interval_s
-        self.last_progress = 0  # frames through the pipeline when last fed: none yet
-        self._last = 0.0
+        self.last_fed_at = 0.0  # monotonic seconds; 0: never
 
     def due(self) -> bool:
-        return self.interval_s is not None and time.monotonic() - self._last >= self.interval_s
+        return (self.interval_s is not None
+                and time.monotonic() - self.last_fed_at >= self.interval_s)
 
-    def fed(self, progress: int) -> None:
-        self.last_progress = progress
-        self._last = time.monotonic()
-
-
-def progress_count(pipeline: Pipeline) -> int:
-    """Frames through the last stage that should be moving: publish, or capture while paused."""
-    stage = "capture" if pipeline.paused else "publish"
-    return pipeline.stats.fps[stage].total
+    def fed(self) -> None:
+        self.last_fed_at = time.monotonic()
 
 
 def status_line(pipeline: Pipeline) -> str:
@@ -430,6 +470,13 @@ def free_local_port(first: int = HINT_PORT, tries: int = HINT_PORT_TRIES) -> int
                 continue
             return probe.getsockname()[1]
     return None
+
+
+def _require_prometheus_client() -> None:
+    """The metrics modules are imported on first use, so a daemon without [metrics] runs
+    without prometheus-client (an install from before it joined the `daemon` extra)."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(needs("metrics.listen", "prometheus"))
 
 
 def _retry_bind(make):

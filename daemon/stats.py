@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from stylecast.stream.meters import LatencyWindow, RateMeter
+
+# Also told of every latency sample: (name, milliseconds). The metrics' histograms, when on.
+LatencyObserver = Callable[[str, float], None]
 
 
 class PipelineStats:
@@ -17,13 +21,19 @@ class PipelineStats:
 
     STAGES = ("capture", "infer", "publish")
 
-    def __init__(self) -> None:
+    def __init__(self, latency_observer: LatencyObserver | None = None) -> None:
         self.started = time.monotonic()
         self.fps = {stage: RateMeter() for stage in self.STAGES}
         self.latency_ms = {name: LatencyWindow() for name in
                            ("capture_to_publish", "infer", "added")}
+        self.latency_observer = latency_observer
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def add_latency(self, name: str, ms: float) -> None:
+        self.latency_ms[name].add(ms)
+        if self.latency_observer is not None:
+            self.latency_observer(name, ms)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:

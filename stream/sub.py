@@ -2,8 +2,9 @@
 
 It always measures (received fps, frame age on the same host, seq gaps) and prints: one human
 line per second and a summary, or with --json one JSON object per frame and a summary object.
---http, --record and --show add outputs; any of them can be combined. With --http, --control
-gives the browser page the daemon's controls (style, strength, smoothing, pause).
+Outputs are plug-ins (stream/outputs/__init__.py's PLUGINS, each one module): --show, --http
+(with --control, the daemon's controls on the page), --record, --rtsp, --v4l2, ...; any of them
+can be combined, all fed from the one subscription.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from stylecast.core.cli_parser import CommandParser
 from stylecast.core.cli_types import positive_int, positive_seconds
@@ -24,11 +26,8 @@ from stylecast.core.errors import ConfigError, StylecastError, run_cli
 from stylecast.core.sizes import size_text
 from stylecast.stream.client import Frame, Subscriber
 from stylecast.stream.meters import LatencyWindow
-from stylecast.stream.outputs.browser import LatestJpeg, MjpegServer, parse_host_port
-from stylecast.stream.outputs.control_proxy import ControlProxy
-from stylecast.stream.outputs.raw_feed import RawFeed
-from stylecast.stream.outputs.recorder import Recorder, open_recorder
-from stylecast.stream.outputs.window import Window
+from stylecast.stream.outputs import PLUGINS
+from stylecast.stream.outputs.base import Output, OutputContext
 from stylecast.stream.security import ClientKeys
 
 PROG = "stylecast-sub"
@@ -37,23 +36,14 @@ WAIT_SLICE_S = 0.25  # the longest the loop sleeps in one wait: keeps reports an
 SUMMARY_AGE_SAMPLES = 100_000
 FRAME_FIELDS = ("seq", "frame", "stream", "style", "strength", "smoothing", "width", "height",
                 "format", "t_capture_ns", "timing_ms", "dropped")
-# The newest header's keys the browser page shows.
-PAGE_FIELDS = ("seq", "width", "height", "format", "style", "stream", "strength", "smoothing",
-               "timing_ms", "dropped")
-
-
-def host_port(text: str) -> tuple[str, int]:
-    try:
-        return parse_host_port(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog=PROG,
         description="Subscribe to a stylecastd frame stream: measure it (fps, frame age, seq "
-        "gaps), serve it to browsers, record it or show it. --json prints one JSON object per "
+        "gaps), serve it to browsers, record it, show it, push it to an RTSP server or feed a "
+        "virtual webcam (any of these at once). --json prints one JSON object per "
         'line; with --count it ends with a summary line {"frames", "fps", "age_ms_p50", '
         '"age_ms_p95", "gaps"}.',
     )
@@ -63,23 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=positive_seconds, metavar="S",
                         help="exit 1 if no frame arrives for S seconds")
     parser.add_argument("--json", action="store_true", help="one JSON line per frame")
-    parser.add_argument("--http", type=host_port, metavar="HOST:PORT",
-                        help="serve a live page (MJPEG) to browsers; a bare PORT is on "
-                        "127.0.0.1 (port 0: any free port)")
-    parser.add_argument("--control", metavar="ENDPOINT",
-                        help="with --http: the daemon's control endpoint (e.g. "
-                        "ipc:///run/stylecast/control); the page then has the daemon's controls. "
-                        "No authentication: whoever reaches the page controls the daemon")
-    parser.add_argument("--record", type=Path, metavar="PATH",
-                        help="a .mp4/.avi/.mkv video file, or a folder for numbered PNGs")
     parser.add_argument("--duration", type=positive_seconds, metavar="S",
                         help="stop S seconds after the first frame (with --record: record S "
                         "seconds, finish the file and exit 0)")
-    parser.add_argument("--show", action="store_true", help="open a window (needs a display)")
     parser.add_argument("--server-key", type=Path, metavar="FILE",
                         help="CURVE: the daemon's public key file (with --client-key)")
     parser.add_argument("--client-key", type=Path, metavar="FILE",
                         help="CURVE: this client's secret key file (with --server-key)")
+    for plugin in PLUGINS:
+        plugin.add_arguments(parser)
     return parser
 
 
@@ -88,16 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.server_key is None) != (args.client_key is None):
         parser.error("--server-key and --client-key go together")
-    if args.control is not None and args.http is None:
-        parser.error("--control needs --http (the controls are on the browser page)")
-    return run_cli(PROG, lambda: consume(args))
+    return run_cli(PROG, lambda: consume(args, parser.error))
 
 
-def consume(args: argparse.Namespace) -> int:
+def consume(args: argparse.Namespace,
+            usage_error: Callable[[str], NoReturn] | None = None) -> int:
     curve = None
     if args.server_key is not None:
         curve = ClientKeys.from_files(args.server_key, args.client_key)
-    outputs = Outputs.open(args, curve)
+    outputs = Outputs.open(args, curve, usage_error)
     completed = False
     try:
         with _sigterm_as_interrupt(), Subscriber(args.endpoint, args.topic,
@@ -240,88 +221,68 @@ def frame_line(frame: Frame, age_ms: float) -> dict[str, Any]:
 
 
 class Outputs:
-    """What frames go to besides the tally: an HTTP page, a recording, a window."""
+    """Where frames go besides the tally: every output plug-in whose flag was given
+    (stream/outputs/__init__.py's PLUGINS), each fed from the one subscription."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.recorder: Recorder | None = None
-        self.latest: LatestJpeg | None = None
-        self.server: MjpegServer | None = None
-        self.window: Window | None = None
-        self.subscriber: Subscriber | None = None
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.started = False
         self._last_header: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, args: argparse.Namespace, curve: ClientKeys | None = None) -> Outputs:
+    def open(cls, args: argparse.Namespace, curve: ClientKeys | None = None,
+             usage_error: Callable[[str], NoReturn] | None = None) -> Outputs:
         """Set up every requested output before subscribing, so mistakes fail at once."""
-        if args.topic == "stats" and (args.http or args.record or args.show):
-            raise ConfigError("--http, --record and --show need a frame topic (stylized or "
-                              "raw), not stats")
-        outputs = cls(args.endpoint)
+        outputs = cls()
+        context = OutputContext(args.endpoint, args.topic, curve, outputs.last_header,
+                                usage_error or _usage_error, PROG)
         try:
-            if args.show:
-                outputs.window = Window(f"{PROG} {args.endpoint}")
-            if args.record is not None:
-                outputs.recorder = open_recorder(args.record)
-            if args.http is not None:
-                outputs.latest = LatestJpeg()
-                outputs.server = outputs.page_server(args, curve)
+            for plugin in PLUGINS:
+                output = plugin.open(args, context)
+                if output is not None:
+                    outputs.outputs.append(output)
+            if args.topic == "stats" and outputs.outputs:
+                raise ConfigError("outputs (--http, --record, --show, ...) need a frame topic "
+                                  "(stylized or raw), not stats")
         except BaseException:
             outputs.close(completed=False)
             raise
         return outputs
 
-    def page_server(self, args: argparse.Namespace, curve: ClientKeys | None) -> MjpegServer:
-        """The browser page's server: controls with --control, a split view unless the
-        page already shows the raw topic."""
-        control = ControlProxy(args.control, curve) if args.control is not None else None
-        raw = RawFeed(args.endpoint, curve) if args.topic == "stylized" else None
-        try:
-            return MjpegServer(*args.http, self.latest, self.http_stats, control=control,
-                               raw=raw)
-        except BaseException:
-            for part in (control, raw):
-                if part is not None:
-                    part.close()
-            raise
+    def last_header(self) -> dict[str, Any]:
+        return self._last_header
 
     def start(self, subscriber: Subscriber) -> None:
-        self.subscriber = subscriber
-        if self.server is not None:
-            self.server.start()
-            print(f"serving {self.server.url}", file=sys.stderr, flush=True)
-        if self.recorder is not None:
-            print(self.recorder.describe(), file=sys.stderr, flush=True)
-
-    def http_stats(self) -> dict[str, Any]:
-        header = self._last_header
-        last = {key: header.get(key) for key in PAGE_FIELDS}
-        stats = self.subscriber.stats() if self.subscriber is not None else {}
-        return {"endpoint": self.endpoint, **stats, "last": last}
+        for output in self.outputs:
+            output.start(subscriber)
 
     def write(self, frame: Frame) -> bool:
-        """Hand `frame` to every output; False when the user closed the window."""
+        """Hand `frame` to every output; False when the user ended one (closed the window)."""
         if frame.image is None:
             return True
         self._last_header = frame.header
-        if self.latest is not None:
-            self.latest.put(frame)
-        if self.recorder is not None:
-            self.recorder.write(frame.image, int(frame.header["t_capture_ns"]))
-        return self.window is None or self.window.show(frame.image)
+        return all([output.write(frame) for output in self.outputs])
 
     def poll(self) -> bool:
-        return self.window is None or self.window.poll()
+        return all([output.poll() for output in self.outputs])
 
     def close(self, completed: bool) -> None:
-        if self.server is not None:
-            self.server.close()
-        if self.recorder is not None:
-            said = self.recorder.close(completed)
-            if self.subscriber is not None:  # it said where it records: now say what it wrote
-                print(said or "recorded nothing: no frame arrived", file=sys.stderr, flush=True)
-        if self.window is not None:
-            self.window.close()
+        """Close every output, print what each says; the first error is raised after all."""
+        failure: BaseException | None = None
+        for output in self.outputs:
+            try:
+                said = output.close(completed)
+            except BaseException as err:
+                failure = failure or err
+                continue
+            if said:
+                print(said, file=sys.stderr, flush=True)
+        if failure is not None:
+            raise failure
+
+
+def _usage_error(message: str) -> NoReturn:
+    build_parser().error(message)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ class Section(BaseModel):
 
 
 class ModelOptions(Section):
-    preset: str = "nano"
+    preset: str = "swift"  # the CPU default (issue #19); nano keeps a full-resolution tail
     style_name: str = Field("", pattern=f"^$|{NAME_PATTERN}",
                             description="name recorded in the artifact; default: style folder")
 

@@ -20,6 +20,7 @@ stops the recording while there is still room to finish the file (which is then 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -32,6 +33,8 @@ from stylecast.core.atomic import disk_full_error, human_size, is_disk_full
 from stylecast.core.errors import ConfigError, DiskFullError
 from stylecast.core.extras import needs
 from stylecast.core.sizes import size_text
+from stylecast.stream.client import Frame, Subscriber
+from stylecast.stream.outputs.base import OutputContext, OutputPlugin, say
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,46 @@ def open_recorder(path: Path) -> Recorder:
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoRecorder(path)
     return PngFolderRecorder(path)
+
+
+class RecorderOutput:
+    """--record as an output: says where it records once subscribed, and what it wrote at the
+    end."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self._started = False
+
+    def start(self, subscriber: Subscriber) -> None:
+        self._started = True
+        say(self.recorder.describe())
+
+    def write(self, frame: Frame) -> bool:
+        self.recorder.write(frame.image, int(frame.header["t_capture_ns"]))
+        return True
+
+    def poll(self) -> bool:
+        return True
+
+    def close(self, completed: bool) -> str | None:
+        said = self.recorder.close(completed)
+        if not self._started:  # it never said where it records: nothing to report
+            return None
+        return said or "recorded nothing: no frame arrived"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--record", type=Path, metavar="PATH",
+                        help="a .mp4/.avi/.mkv video file, or a folder for numbered PNGs")
+
+
+def open_output(args: argparse.Namespace, context: OutputContext) -> RecorderOutput | None:
+    if args.record is None:
+        return None
+    return RecorderOutput(open_recorder(args.record))
+
+
+PLUGIN = OutputPlugin("recorder", add_arguments, open_output)
 
 
 def partial_path(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from stylecast.core.errors import ConfigError
+from stylecast.stream.client import Frame, Subscriber
+from stylecast.stream.outputs.base import OutputContext, OutputPlugin
 
 DISPLAY_PROBE_S = 1.0
 
@@ -49,6 +52,39 @@ class Window:
 
     def close(self) -> None:
         self.cv2.destroyWindow(self.title)
+
+
+class WindowOutput:
+    """--show as an output: the window ends the run when it is closed."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+
+    def start(self, subscriber: Subscriber) -> None:
+        pass
+
+    def write(self, frame: Frame) -> bool:
+        return self.window.show(frame.image)
+
+    def poll(self) -> bool:
+        return self.window.poll()
+
+    def close(self, completed: bool) -> str | None:
+        self.window.close()
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show", action="store_true", help="open a window (needs a display)")
+
+
+def open_output(args: argparse.Namespace, context: OutputContext) -> WindowOutput | None:
+    if not args.show:
+        return None
+    return WindowOutput(Window(f"{context.program} {context.endpoint}"))
+
+
+PLUGIN = OutputPlugin("window", add_arguments, open_output)
 
 
 def unreachable_display() -> str | None:

@@ -16,7 +16,8 @@ else:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = {"opencv": "opencv-python-headless", "pillow": "pillow", "openvino": "openvino"}
+DISTRIBUTIONS = {"opencv": "opencv-python-headless", "pillow": "pillow", "openvino": "openvino",
+                 "prometheus": "prometheus-client", "av": "av", "pyvirtualcam": "pyvirtualcam"}
 
 
 @pytest.mark.parametrize("library", sorted(EXTRAS))

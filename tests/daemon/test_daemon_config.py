@@ -68,6 +68,12 @@ def test_unknown_keys_and_bad_values_are_one_line_naming_file_key_and_value(tmp_
     ("[styles.models]\n'bad name!' = 'a.onnx'\n", "bad name!"),
     ("[faults]\nmax_engine_errors = -1\n", "faults.max_engine_errors"),
     ("[log]\nlevel = 'loud'\n", "log.level"),
+    ("[metrics]\nlisten = '9108'\n", "key 'metrics.listen' = '9108': expected HOST:PORT"),
+    ("[metrics]\nlisten = '127.0.0.1:65536'\n", "a port from 0 to 65535"),
+    ("[metrics]\nlisten = '::1:9108'\n", "an IPv6 address goes in brackets"),
+    ("[metrics]\nlisten = '[nope]:9108'\n", "'nope' is not an IPv6 address"),
+    ("[metrics]\nlisten = 9108\n", "key 'metrics.listen' = 9108"),
+    ("[metrics]\nport = 9108\n", "key 'metrics.port' is not a known key"),
     ("[publish\n", "cannot read config"),
 ])
 def test_config_mistakes(tmp_path, toml, named):
@@ -111,6 +117,17 @@ def test_the_same_checks_apply_to_flags():
     with pytest.raises(ConfigError, match=r"also in publish\.endpoints"):
         load_config(None, flag_overrides(publish=["ipc:///tmp/x"], control="ipc:///tmp/x"))
     assert load_config(None, {"styles.active": "night-cafe"}).active_style() == "night-cafe"
+
+
+def test_metrics_are_off_unless_listen_is_set_and_the_flag_overrides_the_file(tmp_path):
+    assert load_config(None).metrics.address() is None
+    path = tmp_path / "c.toml"
+    path.write_text("[metrics]\nlisten = '0.0.0.0:9108'\n")
+    assert load_config(path).metrics.address() == ("0.0.0.0", 9108)
+    assert load_config(path, flag_overrides(metrics="[::1]:0")).metrics.address() == ("::1", 0)
+    assert load_config(path, flag_overrides(metrics="localhost:9108")).metrics.address() == (
+        "localhost", 9108)
+    assert load_config(path, flag_overrides(metrics="")).metrics.address() is None
 
 
 def test_missing_config_file_is_named(tmp_path):

@@ -31,8 +31,10 @@ def chromium() -> str:
 
 
 @contextmanager
-def driven_chromium(folder: Path, *, width: int = 1280, height: int = 760) -> Iterator[Any]:
-    """A Selenium WebDriver on headless Chromium with a new, empty profile in `folder`."""
+def driven_chromium(folder: Path, *, width: int = 1280, height: int = 760,
+                    flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A Selenium WebDriver on headless Chromium with a new, empty profile in `folder`, and
+    `flags` besides CHROMIUM_FLAGS."""
     webdriver = pytest.importorskip(
         "selenium.webdriver", reason="Selenium is not installed (pip install -e '.[dev]')")
     browser, driver_path = chromium(), shutil.which("chromedriver")
@@ -44,7 +46,8 @@ def driven_chromium(folder: Path, *, width: int = 1280, height: int = 760) -> It
     options.binary_location = browser
     # Do not wait for the page's "load": an MJPEG picture only loads once a frame comes.
     options.page_load_strategy = "eager"
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in (*CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}",
+                 f"--window-size={width},{height}"):
         options.add_argument(flag)
     # The driver path is given, so Selenium Manager never looks for (or downloads) one.
     service = webdriver.ChromeService(driver_path, env={**os.environ, "HOME": str(folder)})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,29 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     readme = out / "README.md"
     readme.write_text(f"# title\n\n{README_START}\nold figures\n{README_END}\n\nafter\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--readme",
-         str(readme)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--readme",
+             str(readme)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as err:  # say which section it was in, and where
+        pytest.fail(f"python -m benchmarks --quick ran past {err.timeout} s\n"
+                    f"{text(err.stdout)[-3000:]}\n{text(err.stderr)[-6000:]}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     return out, results, result.stdout, readme
+
+
+def text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def test_a_stuck_quick_section_is_ended_with_its_stacks_shown(capfd):
+    from benchmarks.__main__ import SectionTimeout, time_limit
+
+    with pytest.raises(SectionTimeout, match="still running after 2 s"), time_limit(2):
+        time.sleep(30)
+    assert "test_a_stuck_quick_section_is_ended" in capfd.readouterr().err  # the stack dump
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
 
 
 def sections(results: dict) -> dict[str, dict]:
@@ -48,9 +67,10 @@ def test_every_section_ran_or_says_why(quick_run):
     assert results["quick"] is True
     assert {"cpu", "cores", "versions", "date"} <= results["machine"].keys()
     found = sections(results)
-    assert list(found) == ["model", "runtimes", "pipeline", "controls", "transport", "gpu",
-                           "quality"]
-    for name in ("model", "runtimes", "pipeline", "controls", "transport", "quality"):
+    assert list(found) == ["model", "runtimes", "pipeline", "controls", "transport",
+                           "consumers", "gpu", "quality"]
+    for name in ("model", "runtimes", "pipeline", "controls", "transport", "consumers",
+                 "quality"):
         assert found[name]["skipped"] is None, found[name]["skipped"]
         assert found[name]["rows"], name
         assert f"== {found[name]['title']}" in stdout
@@ -195,6 +215,30 @@ def test_transport_sets_stylecast_beside_imagezmq(quick_run):
     assert {row["subscribers"] for row in rows if row["mode"] == "pub/sub"} >= {1, 8}
     assert any(row["slow"] for row in rows)
     assert all("sent_fps" not in row and row["recv_fps_min"] > 0 for row in rows)  # delivered
+
+
+def test_consumers_set_mjpeg_beside_webrtc_per_viewer(quick_run):
+    consumers = sections(quick_run[1])["consumers"]
+    rows = consumers["rows"]
+    assert [row["error"] for row in rows] == [None] * len(rows)
+    for output, viewer in (("mjpeg", "http client"), ("webrtc", "aiortc")):
+        own = [r for r in rows if r["output"] == output and not r["age"]]
+        assert [r["viewers"] for r in own] == [0, 1, 2] and {r["viewer"] for r in own} == {viewer}
+        idle = own[0]
+        assert idle["sub_cpu_pct"] >= 0 and idle["fps_mean"] is None
+        for row in own[1:]:  # real receivers: every one got frames and bytes
+            assert row["fps_min"] > 0 and row["mbit_s"] > 0 and row["host_cpu_pct"] > 0
+            assert row["mbit_s_total"] == pytest.approx(row["mbit_s"] * row["viewers"], abs=0.02)
+            assert row["cpu_pct_per_viewer"] == pytest.approx(
+                (row["sub_cpu_pct"] - idle["sub_cpu_pct"]) / row["viewers"], abs=0.06)
+    assert {r["codec"] for r in rows if r["output"] == "webrtc" and r["viewers"]} <= {
+        "video/H264", "video/VP8"}
+    assert all(r["size"] == [640, 480] for r in rows if r["viewer"] == "aiortc" and r["viewers"])
+    age = next(r for r in rows if r["age"])  # quick: the MJPEG client's only, no Chromium
+    assert (age["output"], age["viewers"]) == ("mjpeg", 1) and age["ages"] > 0
+    assert 0 < age["age_ms_p50"] <= age["age_ms_p95"]
+    notes = " ".join(consumers["notes"])
+    assert "Quick mode has no Chromium row" in notes and "least-squares slope" in notes
 
 
 def test_outputs_are_written_and_the_readme_block_replaced(quick_run):

@@ -19,8 +19,8 @@ BIN = Path(sys.executable).parent
 SURFACE = {
     "stylecast-train": ["presets", "fit", "distill", "eval"],
     "stylecast-export": ["onnx", "quantize", "verify", "engine"],
-    "stylecastd": ["--config", "--source", "--model", "--publish", "--control", "--log-level",
-                   "install", "uninstall"],
+    "stylecastd": ["--config", "--source", "--model", "--publish", "--control", "--metrics",
+                   "--log-level", "install", "uninstall"],
     "stylecast-sub": ["ENDPOINT", "--topic", "--count", "--timeout", "--json", "--http",
                       "--control", "--record", "--show"],
     "stylecast-ctl": ["--endpoint", "status", "watch", "styles", "set-style", "set-strength",

@@ -46,7 +46,7 @@ def test_fit_writes_checkpoint_samples_and_logs(image_folders, tmp_path):
     assert train_main(fit_args(image_folders, run, 6, *every)) == 0
 
     generator, info = load_generator(run / LAST)
-    assert (info.mode, info.step, info.preset, info.style) == ("fit", 6, "nano", "style")
+    assert (info.mode, info.step, info.preset, info.style) == ("fit", 6, "swift", "style")
     with torch.no_grad():
         assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
@@ -252,7 +252,7 @@ def test_eval_prints_a_readable_report(image_folders, tmp_path, capsys):
             "--device", "cpu"]
     assert train_main(argv) == 0
     out = capsys.readouterr().out
-    assert "preset nano, style 'style', step 1, 4 content / 3 style images at 64px" in out
+    assert "preset swift, style 'style', step 1, 4 content / 3 style images at 64px" in out
     for word in ("FID", "KID", "flicker (warping error, 0-255): output"):
         assert word in out
 

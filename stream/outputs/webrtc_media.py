@@ -1,0 +1,117 @@
+"""The picture WebRTC viewers get: one newest-frame slot shared by all, one track per viewer.
+
+The slot converts each frame to YUV 4:2:0 once, however many viewers there are; each viewer's
+track hands that picture to its own peer connection, whose sender encodes it (aiortc keeps one
+encoder per RTCRtpSender). A viewer's track waits for a frame newer than the last one it sent:
+a slow viewer (a slow encoder, a slow network) skips frames and never builds a queue.
+
+aiortc's MediaRelay does not fit here: buffered, it queues every frame for a slow viewer;
+unbuffered, it hands every viewer the same av.VideoFrame object, whose pict_type the H.264
+encoder sets (keyframe or not) from its executor thread, so viewers would step on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from aiortc import VideoStreamTrack
+from av import VideoFrame
+
+from stylecast.stream.client import Frame
+
+VIDEO_CLOCK_HZ = 90_000  # the RTP clock of every video codec
+TIME_BASE = Fraction(1, VIDEO_CLOCK_HZ)
+# A few ticks (at most 0.17 ms) of random offset on each pts: the page matches displayed frames
+# to their capture times by RTP timestamp, and a source with perfectly even frame spacing would
+# make that match ambiguous by whole frames (see webrtc.html).
+PTS_DITHER_TICKS = 16
+RESTART_GAP_TICKS = VIDEO_CLOCK_HZ // 30
+
+
+class SharedPicture:
+    """The newest frame for every viewer. put() may come from any thread and never blocks;
+    everything else runs on `loop`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._number = 0
+        self._frame: Frame | None = None
+        self._fresh = asyncio.Event()
+        self._yuv: tuple[int, np.ndarray] | None = None
+
+    def put(self, frame: Frame) -> None:
+        with self._lock:
+            self._frame = frame
+            self._number += 1
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._fresh.set()
+        self._fresh = asyncio.Event()
+
+    async def newer_than(self, seen: int) -> tuple[int, Frame, np.ndarray]:
+        """(number, frame, its YUV 4:2:0 planes) of the newest frame after number `seen`."""
+        while True:
+            with self._lock:
+                number, frame = self._number, self._frame
+            if number > seen and frame is not None:
+                return number, frame, self._planes(number, frame)
+            await self._fresh.wait()
+
+    def _planes(self, number: int, frame: Frame) -> np.ndarray:
+        if self._yuv is None or self._yuv[0] != number:
+            self._yuv = (number, yuv420(frame.image))
+        return self._yuv[1]
+
+
+def yuv420(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) RGB image as PyAV's yuv420p array; an odd last row or column is dropped
+    (4:2:0 needs even sizes)."""
+    height, width = image.shape[0] & ~1, image.shape[1] & ~1
+    rgb = np.ascontiguousarray(image[:height, :width])
+    return VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+
+
+class ViewerTrack(VideoStreamTrack):
+    """One viewer's video: the shared picture's newest frame each time its sender asks, with
+    pts from the capture time. `sent(document)` is told {seq, t_capture_unix_ns, rtp} of each
+    frame it hands out (rtp: pts modulo 2^32, what the browser sees less a random origin)."""
+
+    def __init__(self, picture: SharedPicture, sent: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._picture = picture
+        self._sent = sent
+        self._seen = 0
+        self._origin_ns: int | None = None  # the capture time of pts 0
+        self._last_capture_ns = 0
+        self._last_pts = -1
+
+    async def recv(self) -> VideoFrame:
+        number, frame, planes = await self._picture.newer_than(self._seen)
+        self._seen = number
+        video = VideoFrame.from_ndarray(planes, format="yuv420p")
+        video.pts, video.time_base = self._pts(int(frame.header["t_capture_ns"])), TIME_BASE
+        self._sent({"seq": frame.seq, "rtp": video.pts % 2**32,
+                    "t_capture_unix_ns": frame.header.get("t_capture_unix_ns")})
+        return video
+
+    def _pts(self, capture_ns: int) -> int:
+        """90 kHz ticks since this viewer's first frame, always increasing: a daemon restarted
+        on another host may go on from a smaller monotonic clock, and then the ticks go on
+        from where they were."""
+        if self._origin_ns is None or capture_ns < self._last_capture_ns:
+            after = self._last_pts + RESTART_GAP_TICKS if self._last_pts >= 0 else 0
+            self._origin_ns = capture_ns - after * 1_000_000_000 // VIDEO_CLOCK_HZ
+        self._last_capture_ns = capture_ns
+        ticks = (capture_ns - self._origin_ns) * VIDEO_CLOCK_HZ // 1_000_000_000
+        pts = max(ticks + random.randrange(PTS_DITHER_TICKS), self._last_pts + 1)
+        self._last_pts = pts
+        return pts
