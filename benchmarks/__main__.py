@@ -52,7 +52,7 @@ def sections_list(text: str) -> tuple[str, ...]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and short runs (about 40 s on 2 idle cores, 1.5-2 "
+                        help="tiny sizes and short runs (about 70 s on 2 idle cores, 2-3 "
                              "minutes on busy ones): checks the code runs")
     parser.add_argument("--sections", type=sections_list, default=SECTIONS,
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")

@@ -132,7 +132,12 @@ def readme_block(results: dict, sections: list[Section]) -> str:
         columns = {k: v for k, v in model.columns.items() if k != "size"}
         parts.append(f"**Models** at {size} ({model.title.split(': ', 1)[1]}):\n\n"
                      + table(columns, rows, markdown=True))
-    for name in ("pipeline", "transport"):
+    runtimes = by_name.get("runtimes")
+    if runtimes and runtimes.rows:
+        size = headline_size(runtimes.rows)
+        parts.append(f"**{runtimes.title}**, at {size}:\n\n" + table(
+            runtimes.columns, [r for r in runtimes.rows if r["size"] == size], markdown=True))
+    for name in ("pipeline", "transport", "consumers"):
         section = by_name.get(name)
         if section and section.rows:
             parts.append(f"**{section.title}**:\n\n" + table(section.columns, section.rows,

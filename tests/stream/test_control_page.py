@@ -104,9 +104,20 @@ def test_the_json_endpoints_are_the_control_socket(daemon, page, styles):
     assert post_json(page, "/control", {"cmd": "set_smoothing", "value": 2}) == (200, {
         "ok": False,
         "error": "'set_smoothing' argument 'value' = 2: Input should be less than or equal to 1"})
-    status, stats = get_json(page, "/stats.json")
+    stats = stats_once(page, lambda last: last.get("strength") == 0.4)
     assert stats["control"] is True and stats["raw"] == {"viewers": 0, "receiving": False}
     assert stats["last"]["strength"] == 0.4 and stats["last"]["smoothing"] == 0.0
+
+
+def stats_once(page, done, timeout_s: float = 10.0) -> dict:
+    """/stats.json once its newest header passes `done`: the page's own subscriber may get the
+    frame after the test's subscriber did (or the last answer, when time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, stats = get_json(page, "/stats.json")
+        if done(stats["last"]) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("method, path, body, headers, status, error", [
