@@ -519,8 +519,8 @@ def observations(rows: list[dict[str, Any]]) -> list[str]:
     return [
         f"Per viewer (least-squares slope of sub CPU% over N): MJPEG {shown['mjpeg']}%, "
         f"WebRTC {shown['webrtc']}% of a core. MJPEG sends the one JPEG to everyone; WebRTC "
-        "encodes per viewer (aiortc keeps one encoder per sender).",
+        "the one H.264 encoding (one encoder per stream, shared by every H.264 viewer).",
         f"Bandwidth, one viewer (an observation, not a target): {compared}; not at one "
-        "picture quality: JPEG q85 against H.264 at the bitrate aiortc's encoder keeps (1 "
-        "Mbit/s to start, 0.5-3 Mbit/s as the receiver's REMB says), on the test card.",
+        "picture quality: JPEG q85 against H.264 at the shared encoder's fixed bitrate (2 "
+        "Mbit/s at 640x480), on the test card.",
     ]

@@ -2,9 +2,10 @@
 
 The output serves one static page (webrtc.html) and answers the WebRTC offers that page makes
 (webrtc_http.py); every browser gets a peer connection of its own (webrtc_peers.py), all fed
-from one newest-frame slot (webrtc_media.py). The server and the connections live on an asyncio
-loop in a thread of their own, from start() to close(); write() only drops the newest frame into
-the slot. Needs aiortc: pip install 'stylecast[webrtc]'.
+from one newest-frame slot (webrtc_media.py) and, for H.264, one encoder (webrtc_encoder.py).
+The server and the connections live on an asyncio loop in a thread of their own, from start()
+to close(); write() only drops the newest frame into the slot.
+Needs aiortc: pip install 'stylecast[webrtc]'.
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ class WebRtcOutput:
     and the frames it is given to every browser that opens it."""
 
     def __init__(self, host: str, port: int, *, endpoint: str) -> None:
-        peers, media, http = _aiortc_modules()
+        peers, media, encoder, http = _aiortc_modules()
         self.endpoint = endpoint
         self._sock = _listen(host, port)
         self.url = _url(self._sock)
         self._loop = asyncio.new_event_loop()
         self._picture = media.SharedPicture(self._loop)
-        self._viewers = peers.Viewers(self._picture, ice_addresses(host))
+        self._encoder = encoder.SharedEncoder(self._picture)
+        self._viewers = peers.Viewers(self._picture, self._encoder, ice_addresses(host))
         self._server = http.PageServer(self._sock, page_html(), self._viewers.answer,
                                        loopback=is_loopback(host))
         self._thread = threading.Thread(target=self._run, name="stylecast-webrtc", daemon=True)
@@ -81,6 +83,14 @@ class WebRtcOutput:
 
     def poll(self) -> bool:
         return True
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Frames written, frames the shared H.264 encoder encoded, encoded frames handed to
+        viewers (all of them together), and the viewers the encoder encodes for."""
+        return {"frames_in": self._picture.count, "frames_encoded": self._encoder.encoded,
+                "frames_handed_out": self._encoder.handed_out,
+                "encoding_for": self._encoder.viewers}
 
     def close(self, completed: bool = True) -> str | None:
         """Close every peer connection, stop the server and its thread."""
@@ -114,6 +124,7 @@ class WebRtcOutput:
         await self._stop.wait()
         await self._server.close()
         await self._viewers.close()
+        await self._encoder.close()
 
 
 def _finish(loop: asyncio.AbstractEventLoop) -> None:
@@ -127,12 +138,17 @@ def _finish(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(loop.shutdown_default_executor())
 
 
-def _aiortc_modules() -> tuple[Any, Any, Any]:
+def _aiortc_modules() -> tuple[Any, Any, Any, Any]:
     try:
-        from stylecast.stream.outputs import webrtc_http, webrtc_media, webrtc_peers
+        from stylecast.stream.outputs import (
+            webrtc_encoder,
+            webrtc_http,
+            webrtc_media,
+            webrtc_peers,
+        )
     except ImportError as err:
         raise ConfigError(f"--webrtc needs {err.name or 'aiortc'}: {INSTALL_HINT}") from None
-    return webrtc_peers, webrtc_media, webrtc_http
+    return webrtc_peers, webrtc_media, webrtc_encoder, webrtc_http
 
 
 def _listen(host: str, port: int) -> socket.socket:

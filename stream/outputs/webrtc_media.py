@@ -1,9 +1,11 @@
 """The picture WebRTC viewers get: one newest-frame slot shared by all, one track per viewer.
 
-The slot converts each frame to YUV 4:2:0 once, however many viewers there are; each viewer's
-track hands that picture to its own peer connection, whose sender encodes it (aiortc keeps one
-encoder per RTCRtpSender). A viewer's track waits for a frame newer than the last one it sent:
-a slow viewer (a slow encoder, a slow network) skips frames and never builds a queue.
+The slot converts each frame to YUV 4:2:0 once, however many viewers there are. An H.264 viewer's
+track (EncodedTrack) hands out the frames of the one encoder all H.264 viewers share
+(webrtc_encoder.py); a VP8 viewer's track (ViewerTrack) hands the picture to its own peer
+connection, whose sender encodes it (aiortc keeps one encoder per RTCRtpSender). Either way a
+viewer waits for a frame newer than the last one it sent: a slow viewer (a slow encoder, a slow
+network) skips frames and never builds a queue.
 
 aiortc's MediaRelay does not fit here: buffered, it queues every frame for a slow viewer;
 unbuffered, it hands every viewer the same av.VideoFrame object, whose pict_type the H.264
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from aiortc import VideoStreamTrack
-from av import VideoFrame
+from av import Packet, VideoFrame
 
 from stylecast.stream.client import Frame
 
@@ -53,6 +55,11 @@ class SharedPicture:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake)
 
+    @property
+    def count(self) -> int:
+        """Frames put so far."""
+        return self._number
+
     def _wake(self) -> None:
         self._fresh.set()
         self._fresh = asyncio.Event()
@@ -80,33 +87,17 @@ def yuv420(image: np.ndarray) -> np.ndarray:
     return VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
 
 
-class ViewerTrack(VideoStreamTrack):
-    """One viewer's video: the shared picture's newest frame each time its sender asks, with
-    pts from the capture time. `sent(document)` is told {seq, t_capture_unix_ns, rtp} of each
-    frame it hands out (rtp: pts modulo 2^32, what the browser sees less a random origin)."""
+class Timestamps:
+    """One viewer's pts: 90 kHz ticks from the capture time since its first frame, dithered
+    (PTS_DITHER_TICKS) and always increasing: a daemon restarted on another host may go on from
+    a smaller monotonic clock, and then the ticks go on from where they were."""
 
-    def __init__(self, picture: SharedPicture, sent: Callable[[dict[str, Any]], None]) -> None:
-        super().__init__()
-        self._picture = picture
-        self._sent = sent
-        self._seen = 0
+    def __init__(self) -> None:
         self._origin_ns: int | None = None  # the capture time of pts 0
         self._last_capture_ns = 0
         self._last_pts = -1
 
-    async def recv(self) -> VideoFrame:
-        number, frame, planes = await self._picture.newer_than(self._seen)
-        self._seen = number
-        video = VideoFrame.from_ndarray(planes, format="yuv420p")
-        video.pts, video.time_base = self._pts(int(frame.header["t_capture_ns"])), TIME_BASE
-        self._sent({"seq": frame.seq, "rtp": video.pts % 2**32,
-                    "t_capture_unix_ns": frame.header.get("t_capture_unix_ns")})
-        return video
-
-    def _pts(self, capture_ns: int) -> int:
-        """90 kHz ticks since this viewer's first frame, always increasing: a daemon restarted
-        on another host may go on from a smaller monotonic clock, and then the ticks go on
-        from where they were."""
+    def of(self, capture_ns: int) -> int:
         if self._origin_ns is None or capture_ns < self._last_capture_ns:
             after = self._last_pts + RESTART_GAP_TICKS if self._last_pts >= 0 else 0
             self._origin_ns = capture_ns - after * 1_000_000_000 // VIDEO_CLOCK_HZ
@@ -115,3 +106,60 @@ class ViewerTrack(VideoStreamTrack):
         pts = max(ticks + random.randrange(PTS_DITHER_TICKS), self._last_pts + 1)
         self._last_pts = pts
         return pts
+
+
+def sent_document(frame: Frame, pts: int) -> dict[str, Any]:
+    """What the data channel says of a frame sent with this pts: rtp is what the browser sees
+    less the random origin of the viewer's RTP sender."""
+    return {"seq": frame.seq, "rtp": pts % 2**32,
+            "t_capture_unix_ns": frame.header.get("t_capture_unix_ns")}
+
+
+class ViewerTrack(VideoStreamTrack):
+    """One viewer's video for a codec its sender encodes itself (VP8): the shared picture's
+    newest frame each time its sender asks. `sent(document)` is told {seq, t_capture_unix_ns,
+    rtp} of each frame it hands out."""
+
+    def __init__(self, picture: SharedPicture, sent: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._picture = picture
+        self._sent = sent
+        self._seen = 0
+        self._timestamps = Timestamps()
+
+    async def recv(self) -> VideoFrame:
+        number, frame, planes = await self._picture.newer_than(self._seen)
+        self._seen = number
+        video = VideoFrame.from_ndarray(planes, format="yuv420p")
+        video.pts = self._timestamps.of(int(frame.header["t_capture_ns"]))
+        video.time_base = TIME_BASE
+        self._sent(sent_document(frame, video.pts))
+        return video
+
+
+class EncodedTrack(VideoStreamTrack):
+    """One viewer's H.264 video, encoded once for all viewers (webrtc_encoder.py): the packets
+    it hands out go to the RTP sender as they are. Joins the encoder on its first recv (the
+    connection is up), leaves it on stop()."""
+
+    def __init__(self, encoder: Any, sent: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._encoder = encoder
+        self._sent = sent
+        self._cursor: Any = None
+        self._timestamps = Timestamps()
+
+    async def recv(self) -> Packet:
+        if self._cursor is None:
+            self._cursor = self._encoder.join()
+        encoded = await self._encoder.next_for(self._cursor)
+        packet = Packet(encoded.data)  # its own: the pts is this viewer's
+        packet.pts = self._timestamps.of(int(encoded.frame.header["t_capture_ns"]))
+        packet.time_base = TIME_BASE
+        self._sent(sent_document(encoded.frame, packet.pts))
+        return packet
+
+    def stop(self) -> None:
+        if self._cursor is not None and self.readyState == "live":
+            self._encoder.leave()
+        super().stop()

@@ -1,7 +1,8 @@
 """WebRTC viewers: one aiortc peer connection per browser, answering the offer it POSTs.
 
-Each connection gets its own track on the shared picture (webrtc_media.py), H.264 when the
-browser offers it and VP8 otherwise, and a data channel that carries, for every frame sent,
+Each connection gets its own track (webrtc_media.py): H.264 from the one encoder all H.264
+viewers share (webrtc_encoder.py) when the browser offers it, else VP8 that its own sender
+encodes from the shared picture; and a data channel that carries, for every frame sent,
 its seq and capture wall time, so the page can tell how old a frame is when it shows it. No
 STUN or TURN server: viewers reach the host directly.
 """
@@ -23,7 +24,8 @@ from aiortc import (
 )
 from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 
-from stylecast.stream.outputs.webrtc_media import SharedPicture, ViewerTrack
+from stylecast.stream.outputs.webrtc_encoder import SharedEncoder
+from stylecast.stream.outputs.webrtc_media import EncodedTrack, SharedPicture, ViewerTrack
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ class BadOffer(ValueError):
 class Viewers:
     """The peer connections of all viewers, answered and closed on one event loop."""
 
-    def __init__(self, picture: SharedPicture, ice_addresses: list[str] | None) -> None:
+    def __init__(self, picture: SharedPicture, encoder: SharedEncoder,
+                 ice_addresses: list[str] | None) -> None:
         self.picture = picture
+        self.encoder = encoder
         self.ice_addresses = ice_addresses
         self.served = 0  # connections that reached "connected"
         self._connections: set[RTCPeerConnection] = set()
@@ -84,11 +88,15 @@ class Viewers:
                          offer: RTCSessionDescription) -> None:
         channel = connection.createDataChannel("frames", negotiated=True, id=CHANNEL_ID,
                                                ordered=False, maxRetransmits=0)
-        track = ViewerTrack(self.picture, lambda document: _send(channel, document))
+
+        def sent(document: dict[str, Any]) -> None:
+            _send(channel, document)
+
         # Made before the offer is read, so that the offer's video section takes this
         # transceiver, and its codec preferences, for the answer.
-        connection.addTransceiver(track, direction="sendonly").setCodecPreferences(
-            preferred_codecs())
+        transceiver = connection.addTransceiver(ViewerTrack(self.picture, sent),
+                                                direction="sendonly")
+        transceiver.setCodecPreferences(preferred_codecs())
         try:
             await connection.setRemoteDescription(offer)
         except (ValueError, InternalError, InvalidStateError, OperationError) as err:
@@ -100,6 +108,10 @@ class Viewers:
             await connection.setLocalDescription(await connection.createAnswer())
         finally:
             _ICE_ADDRESSES.reset(token)
+        # The codec is known only now; the RTP sender first asks its track for media once the
+        # connection is up.
+        if answered_codec(connection.localDescription.sdp) == "video/H264":
+            transceiver.sender.replaceTrack(EncodedTrack(self.encoder, sent))
 
     async def _state_changed(self, connection: RTCPeerConnection) -> None:
         state = connection.connectionState
@@ -111,7 +123,11 @@ class Viewers:
 
     async def _drop(self, connection: RTCPeerConnection) -> None:
         self._connections.discard(connection)
+        senders = connection.getSenders()
         await connection.close()
+        for sender in senders:
+            if sender.track is not None:
+                sender.track.stop()  # an EncodedTrack leaves the shared encoder
 
     async def close(self) -> None:
         for connection in list(self._connections):
@@ -121,6 +137,16 @@ class Viewers:
 def preferred_codecs() -> list[Any]:
     codecs = RTCRtpSender.getCapabilities("video").codecs
     return [codec for mime in CODEC_ORDER for codec in codecs if codec.mimeType == mime]
+
+
+def answered_codec(sdp: str) -> str | None:
+    """The first codec of the answer's video section: the one this server sends."""
+    lines = sdp.splitlines()
+    video = next((line.split() for line in lines if line.startswith("m=video")), None)
+    if video is None or len(video) < 4:
+        return None
+    rtpmap = next((line for line in lines if line.startswith(f"a=rtpmap:{video[3]} ")), "")
+    return "video/" + rtpmap.split()[1].split("/")[0] if rtpmap else None
 
 
 def _offer(offer: dict[str, Any]) -> RTCSessionDescription:

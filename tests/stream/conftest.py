@@ -8,7 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from support.tiny_models import write_tiny_model
+
 SUB = Path(sys.executable).with_name("stylecast-sub")
+
+
+@pytest.fixture
+def inverting_daemon(daemon_with, folder):
+    """start(source): a stylecastd on `source` with a tiny model that inverts colours, ready."""
+
+    def start(source: str):
+        model = write_tiny_model(folder / "invert.onnx", style="invert")
+        started = daemon_with("--model", str(model), "--source", source)
+        started.notify.wait_for("READY=1")
+        return started
+
+    return start
 
 
 @pytest.fixture

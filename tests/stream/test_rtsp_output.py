@@ -26,7 +26,7 @@ from stylecast.stream.client import Frame
 from stylecast.stream.outputs.rtsp import PIX_FMT, RtspPusher
 from stylecast.stream.sub import main
 
-from support.tiny_models import expected_stylized, write_tiny_model
+from support.tiny_models import expected_stylized
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (the real "
@@ -39,11 +39,8 @@ LEAST_PSNR = 30.0  # x264 ultrafast at its default quality, against the card aft
 
 
 @pytest.fixture
-def daemon(daemon_with, folder):
-    model = write_tiny_model(folder / "invert.onnx", style="invert")
-    started = daemon_with("--model", str(model), "--source", SOURCE)
-    started.notify.wait_for("READY=1")
-    return started
+def daemon(inverting_daemon):
+    return inverting_daemon(SOURCE)
 
 
 def free_port() -> int:

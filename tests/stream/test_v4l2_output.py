@@ -23,7 +23,7 @@ from stylecast.stream.client import Frame
 from stylecast.stream.outputs.v4l2 import VirtualWebcam
 from stylecast.stream.sub import main
 
-from support.tiny_models import expected_stylized, write_tiny_model
+from support.tiny_models import expected_stylized
 
 SOURCE = "test://?width=64&height=48&fps=30"
 MISSING = "/dev/video-stylecast-missing"
@@ -63,11 +63,8 @@ def loopback(monkeypatch) -> list[LoopbackStandIn]:
 
 
 @pytest.fixture
-def daemon(daemon_with, folder):
-    model = write_tiny_model(folder / "invert.onnx", style="invert")
-    started = daemon_with("--model", str(model), "--source", SOURCE)
-    started.notify.wait_for("READY=1")
-    return started
+def daemon(inverting_daemon):
+    return inverting_daemon(SOURCE)
 
 
 def test_frames_from_the_daemon_reach_the_webcam(daemon, loopback, capsys):

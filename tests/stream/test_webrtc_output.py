@@ -26,6 +26,7 @@ from support.browser import driven_chromium
 from support.page_server import post_json, request
 
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install -e '.[webrtc]')")
+from stylecast.stream.outputs.webrtc_encoder import Cursor, Encoded, next_frame
 from stylecast.stream.outputs.webrtc_media import PTS_DITHER_TICKS
 
 WIDTH, HEIGHT = 160, 120
@@ -275,3 +276,173 @@ def test_the_page_matches_shown_frames_to_sent_ones_by_rtp_timestamp(served, fol
         return
     first = next(index for index, seq in enumerate(found) if seq is not None)
     assert first < 5 and found[first:] == list(range(20 + first, 50))
+
+
+def synthetic_frames(output, stop: threading.Event, fps: float = 30.0) -> None:
+    """Writes a moving gradient to the output, as stylecast-sub would a subscription."""
+    import time
+
+    import numpy as np
+
+    from stylecast.stream.client import Frame
+
+    ramp = np.add.outer(np.arange(HEIGHT), np.arange(WIDTH))[:, :, None]
+    seq = 0
+    while not stop.is_set():
+        image = np.repeat((ramp + 4 * seq) % 256, 3, axis=2).astype(np.uint8)
+        header = {"seq": seq, "t_capture_ns": time.monotonic_ns(),
+                  "t_capture_unix_ns": time.time_ns()}
+        output.write(Frame("stylized", header, b"", image, 0))
+        seq += 1
+        stop.wait(1 / fps)
+
+
+class Viewers:
+    """benchmarks.consumer_viewers: N aiortc peer connections, in a process of their own (they
+    gather ICE candidates on loopback only, which must not leak into this process)."""
+
+    def __init__(self, url: str, count: int) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.consumer_viewers", "webrtc", url, str(count)],
+            cwd=Path(__file__).resolve().parents[2], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+
+    def say(self, word: str) -> None:
+        self.process.stdin.write(word + "\n")
+        self.process.stdin.flush()
+
+    def line(self) -> str:
+        ready, _, _ = select.select([self.process.stdout], [], [], WAIT_S)
+        assert ready, "the viewers said nothing"
+        return self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        """Closing stdin ends the program, which closes its connections first."""
+        import subprocess
+
+        if self.process.stdin.closed:
+            return
+        self.process.stdin.close()
+        try:
+            self.process.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_for(condition) -> bool:
+    import time
+
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_three_viewers_share_one_encoder():
+    """Three real aiortc viewers all decode the stream while each frame is encoded once: more
+    encoded frames go out than frames come in, and no more are encoded than come in."""
+    output = open_plugin("--webrtc", "0")
+    output.start(None)
+    stop = threading.Event()
+    feeder = threading.Thread(target=synthetic_frames, args=(output, stop), daemon=True)
+    feeder.start()
+    viewers = Viewers(output.url, 3)
+    try:
+        assert viewers.line() == "ready"
+        viewers.say("start")
+        before = output.stats
+        stop.wait(2.0)
+        viewers.say("stop")
+        report = json.loads(viewers.line())
+        after = output.stats
+        viewers.close()
+        left = wait_for(lambda: output.stats["encoding_for"] == 0)
+    finally:
+        viewers.close()
+        stop.set()
+        feeder.join()
+        output.close(completed=True)
+    assert left, "the viewers left, and the encoder still encodes for them"
+    assert report["codec"] == "video/H264"
+    for viewer in report["viewers"]:
+        assert viewer["frames"] > 0 and viewer["size"] == [WIDTH, HEIGHT], viewer
+    came, encoded, out = (after[k] - before[k]
+                          for k in ("frames_in", "frames_encoded", "frames_handed_out"))
+    assert 0 < encoded <= came < out, after
+
+
+def encoded(index: int, keyframe: bool = False) -> Encoded:
+    return Encoded(index, None, b"", keyframe)
+
+
+def test_a_viewer_takes_frames_in_order_and_skips_only_to_a_keyframe():
+    since_key = [encoded(10, keyframe=True)] + [encoded(k) for k in range(11, 16)]
+    on_time = Cursor(13)
+    on_time.chained = True
+    assert next_frame(since_key, on_time).index == 14
+    behind = Cursor(11)  # behind by four, but a P-frame cannot be skipped
+    behind.chained = True
+    assert next_frame(since_key, behind).index == 12
+    before_the_key = Cursor(7)  # behind the newest keyframe: skips ahead to it
+    before_the_key.chained = True
+    assert next_frame(since_key, before_the_key).index == 10
+    caught_up = Cursor(15)
+    caught_up.chained = True
+    assert next_frame(since_key, caught_up) is None
+
+
+def test_a_new_viewer_starts_at_a_keyframe():
+    since_key = [encoded(10, keyframe=True)] + [encoded(k) for k in range(11, 16)]
+    joined = Cursor(15)  # joined after frame 15: waits for the next keyframe
+    since_key.append(encoded(16))
+    assert next_frame(since_key, joined) is None
+    assert next_frame([encoded(17, keyframe=True)], joined).index == 17
+
+
+def test_a_joining_viewer_gets_a_forced_keyframe_from_the_one_encoder():
+    """The shared encoder (real libx264): each viewer's first frame is a keyframe, forced when
+    it joins, and frames are encoded once however many viewers take them."""
+    import asyncio
+    import itertools
+
+    import numpy as np
+
+    from stylecast.stream.client import Frame
+    from stylecast.stream.outputs.webrtc_encoder import SharedEncoder
+    from stylecast.stream.outputs.webrtc_media import SharedPicture
+
+    ticks = itertools.count()
+
+    async def run() -> list:
+        picture = SharedPicture(asyncio.get_running_loop())
+        # 0.3 s a call: the second viewer joins 0.9 s after the first keyframe, past the
+        # 0.5 s between forced keyframes and before the 1 s keyframe interval
+        encoder = SharedEncoder(picture, clock=lambda: 0.3 * next(ticks))
+        taken = []
+
+        async def frame(seq: int, *cursors) -> None:
+            image = np.full((HEIGHT, WIDTH, 3), seq * 8 % 256, dtype=np.uint8)
+            picture.put(Frame("stylized", {"seq": seq, "t_capture_ns": seq}, b"", image, 0))
+            for cursor in cursors:
+                taken.append((cursor, await encoder.next_for(cursor)))
+
+        first = encoder.join()
+        for seq in range(1, 4):
+            await frame(seq, first)
+        second = encoder.join()
+        for seq in range(4, 7):
+            await frame(seq, first, second)
+        await encoder.close()
+        return [(cursor is first, got.index, got.keyframe) for cursor, got in taken], encoder
+
+    taken, encoder = asyncio.run(asyncio.wait_for(run(), WAIT_S))
+    assert taken[0] == (True, 1, True) and [t[2] for t in taken[1:3]] == [False, False]
+    assert taken[3:5] == [(True, 4, True), (False, 4, True)]  # forced when the second joined
+    assert encoder.encoded == 6 and encoder.handed_out == 9
