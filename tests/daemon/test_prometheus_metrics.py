@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -20,7 +19,7 @@ from stylecast.daemon.metrics import DaemonMetrics
 from stylecast.daemon.notify import SystemdNotifier
 from stylecast.daemon.service import Daemon
 
-from support.daemon_process import WAIT_S
+from support.waiting import wait_until
 
 SOURCE = "test://?width=160&height=120&fps=30"
 
@@ -54,16 +53,6 @@ def run_with(daemon: Daemon, check) -> dict:
     return outcome
 
 
-def wait_for(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout_s} s")
-
-
 def get(url: str) -> tuple[int, str, str]:
     """(status, content type, body) of a real HTTP GET."""
     try:
@@ -74,7 +63,7 @@ def get(url: str) -> tuple[int, str, str]:
 
 
 def served_url(daemon: Daemon) -> str:
-    return wait_for(lambda: daemon.metrics_server and daemon.metrics_server.url,
+    return wait_until(lambda: daemon.metrics_server and daemon.metrics_server.url,
                     "no metrics server")
 
 
@@ -109,9 +98,9 @@ def frames(samples, stage: str) -> float:
 def test_the_figures_move_between_two_scrapes(folder):
     def two_scrapes(daemon):
         url = served_url(daemon)
-        wait_for(lambda: published(daemon), "no frame published")
+        wait_until(lambda: published(daemon), "no frame published")
         first = scrape(url)
-        wait_for(lambda: frames(scrape(url), "publish") > frames(first, "publish") + 5,
+        wait_until(lambda: frames(scrape(url), "publish") > frames(first, "publish") + 5,
                  "the publish counter did not move")
         return first, scrape(url)
 
@@ -145,13 +134,13 @@ def test_the_figures_move_between_two_scrapes(folder):
 def test_healthz_is_200_only_while_stylized_frames_go_out_and_404_elsewhere(folder):
     def health_over_a_pause(daemon):
         url = served_url(daemon)
-        wait_for(lambda: published(daemon) and get(url + "/healthz")[0] == 200,
+        wait_until(lambda: published(daemon) and get(url + "/healthz")[0] == 200,
                  "/healthz never said 200")
         flowing = get(url + "/healthz")
         assert control(daemon, {"cmd": "pause"})["ok"]
         paused = get(url + "/healthz")
         assert control(daemon, {"cmd": "resume"})["ok"]
-        resumed = wait_for(lambda: (r := get(url + "/healthz"))[0] == 200 and r,
+        resumed = wait_until(lambda: (r := get(url + "/healthz"))[0] == 200 and r,
                            "/healthz did not come back after resume")
         return flowing, paused, resumed, get(url + "/"), get(url + "/metrics/extra")
 
@@ -166,7 +155,7 @@ def test_healthz_is_200_only_while_stylized_frames_go_out_and_404_elsewhere(fold
 def test_healthz_is_503_before_the_first_frame(folder):
     def before_any_frame(daemon):
         url = served_url(daemon)
-        wait_for(lambda: daemon.heartbeat is not None, "no pipeline")
+        wait_until(lambda: daemon.heartbeat is not None, "no pipeline")
         return get(url + "/healthz"), scrape(url)
 
     daemon = make_daemon(folder, **{"source.uri": "v4l2:///dev/video99"})  # never a frame
@@ -181,10 +170,10 @@ def test_healthz_is_503_before_the_first_frame(folder):
 def test_a_reload_keeps_the_endpoint_and_the_histograms_and_restarts_the_counts(folder):
     def across_a_reload(daemon):
         url = served_url(daemon)
-        wait_for(lambda: published(daemon), "no frame published")
+        wait_until(lambda: published(daemon), "no frame published")
         before, first_pipeline = scrape(url), daemon.pipeline
         daemon._reload_requested = True  # what the SIGHUP handler does
-        wait_for(lambda: daemon.pipeline is not first_pipeline and published(daemon),
+        wait_until(lambda: daemon.pipeline is not first_pipeline and published(daemon),
                  "no frame after the reload")
         return before, daemon.metrics_server.url, url, scrape(url)
 

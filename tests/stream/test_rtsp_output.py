@@ -27,6 +27,7 @@ from stylecast.stream.outputs.rtsp import PIX_FMT, RtspPusher
 from stylecast.stream.sub import main
 
 from support.tiny_models import expected_stylized
+from support.waiting import wait_until
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (the real "
@@ -223,7 +224,7 @@ def test_a_slow_push_skips_frames_and_a_new_size_starts_a_new_session():
     for t_ns in range(2, 11):
         assert pusher.write(frame(48, 64, t_ns))  # never blocks
     first.go_on.set()
-    wait_until(lambda: len(first.sent) == 2)
+    wait_until(lambda: len(first.sent) == 2, "a second frame sent", WAIT_S, 0.01)
     pusher.write(frame(25, 33, 11))  # odd sizes: 4:2:0 takes the even part
     second = wait_for_connection(1)
     second.go_on.set()
@@ -234,14 +235,7 @@ def test_a_slow_push_skips_frames_and_a_new_size_starts_a_new_session():
                     "or sending was busy, 0 lost while the server was away)")
 
 
-def wait_until(condition) -> None:
-    for _ in range(int(WAIT_S * 100)):
-        if condition():
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("waited in vain")
-
-
 def wait_for_connection(index: int) -> RecordingConnection:
-    wait_until(lambda: len(RecordingConnection.opened) > index)
+    wait_until(lambda: len(RecordingConnection.opened) > index,
+               f"connection {index} opened", WAIT_S, 0.01)
     return RecordingConnection.opened[index]

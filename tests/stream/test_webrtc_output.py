@@ -24,6 +24,7 @@ from stylecast.stream.outputs import webrtc
 
 from support.browser import driven_chromium
 from support.page_server import post_json, request
+from support.waiting import wait_until
 
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install -e '.[webrtc]')")
 from stylecast.stream.outputs.webrtc_encoder import Cursor, Encoded, next_frame
@@ -334,17 +335,6 @@ class Viewers:
             self.process.wait()
 
 
-def wait_for(condition) -> bool:
-    import time
-
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_three_viewers_share_one_encoder():
     """Three real aiortc viewers all decode the stream while each frame is encoded once: more
     encoded frames go out than frames come in, and no more are encoded than come in."""
@@ -363,13 +353,13 @@ def test_three_viewers_share_one_encoder():
         report = json.loads(viewers.line())
         after = output.stats
         viewers.close()
-        left = wait_for(lambda: output.stats["encoding_for"] == 0)
+        wait_until(lambda: output.stats["encoding_for"] == 0,
+                   "the viewers left, and the encoder still encodes for them", WAIT_S, 0.1)
     finally:
         viewers.close()
         stop.set()
         feeder.join()
         output.close(completed=True)
-    assert left, "the viewers left, and the encoder still encodes for them"
     assert report["codec"] == "video/H264"
     for viewer in report["viewers"]:
         assert viewer["frames"] > 0 and viewer["size"] == [WIDTH, HEIGHT], viewer

@@ -21,6 +21,7 @@ from stylecast.stream.client import Subscriber
 from support.daemon_process import DaemonProcess, receive
 from support.daemon_watch import DaemonWatch, Sample, free_tcp_endpoint
 from support.tiny_models import write_tiny_model
+from support.waiting import wait_until
 
 FPS = 30
 SMALL_SOURCE = f"test://?width=64&height=48&fps={FPS}"
@@ -78,16 +79,6 @@ def assert_steady(samples: list[Sample]) -> None:
     assert first_fps > 0.2 * FPS, first_fps
     growth = max(s.rss_mb for s in samples) - samples[0].rss_mb
     assert growth < RSS_GROWTH_LIMIT_MB, [round(s.rss_mb, 1) for s in samples]
-
-
-def wait_until(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout_s} s")
 
 
 def started(daemon: DaemonProcess) -> DaemonProcess:
@@ -240,13 +231,13 @@ def test_subscribers_coming_and_going_leave_the_daemon_as_it_was(daemon_with, mo
 
     # Every subscription that left was taken back: only the one that stayed is wanted.
     wait_until(lambda: daemon.request({"cmd": "status"})["subscriptions"] == ["stats"],
-               "the subscription set going back to ['stats']")
+               "the subscription set going back to ['stats']", WAIT_S, 0.1)
     baseline_fds = watch.samples[0].open_fds
     process = psutil.Process(daemon.process.pid)
     # Generous: one fd per leaked connection would be +200; the watch's own control requests
     # open and close one at a time.
     wait_until(lambda: process.num_fds() <= baseline_fds + 8,
-               f"open fds going back to ~{baseline_fds} (leaked connections?)")
+               f"open fds going back to ~{baseline_fds} (leaked connections?)", WAIT_S, 0.1)
     for endpoint in (tcp, daemon.publish):
         after = plain_subscriber(daemon, endpoint, b"stylized")
         assert receive(after)[1]["seq"] > 0

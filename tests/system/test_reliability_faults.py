@@ -33,15 +33,9 @@ from stylecast.daemon.sources import Captured, FrameSource, SourceError
 from support.daemon_process import SMALL_TEST_SOURCE, receive
 from support.pipeline_doubles import FlakyEngine, ScriptedSource, collect, frame
 from support.tiny_models import tiny_model, write_tiny_model
+from support.waiting import wait_until
 
 WAIT_S = 30.0  # generous: the machine is a shared 2-core box
-
-
-def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s} s"
-        time.sleep(0.02)
 
 
 # --- sources ------------------------------------------------------------------------------------
@@ -85,7 +79,7 @@ def test_a_camera_that_vanishes_and_returns_shows_the_gap_then_flows_again(
     before = collect(sub, b"stylized", 3)[-1][0]
 
     camera.plugged.clear()
-    wait_until(lambda: camera.opens >= 3, what="two reopen attempts")
+    wait_until(lambda: camera.opens >= 3, "two reopen attempts", WAIT_S, 0.02)
     during = pipeline.status()["source"]
     assert during["state"] == "reopening" and during["last_error"] == "camera unplugged"
     assert status_line(pipeline) == "source reopening: camera unplugged"  # systemd's STATUS=
