@@ -16,7 +16,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from stylecast.core.sizes import size_text
 from stylecast.stream.client import Frame, Subscriber
 from stylecast.stream.outputs.base import OutputContext, OutputPlugin, say
 from stylecast.stream.outputs.newest_slot import NewestSlot
+from stylecast.stream.outputs.video_clock import TIME_BASE, Timestamps, even_size
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 ENCODER = "libx264"
 PIX_FMT = "yuv420p"
 ENCODER_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
-TIME_BASE = Fraction(1, 90_000)  # the RTP clock of video
 NOMINAL_FPS = 30  # the encoder's rate control reference; the timestamps are the real times
 KEYFRAME_EVERY_NS = 1_000_000_000
 SOCKET_TIMEOUT_US = "5000000"  # a server that takes nothing for 5 s counts as gone
@@ -85,18 +84,12 @@ class Connection:
         except BaseException:
             self.container.close()
             raise
-        self._first_ns: int | None = None
-        self._last_pts = -1
+        self._timestamps = Timestamps()
         self._last_key_ns: int | None = None
 
     def send(self, image: np.ndarray, t_capture_ns: int) -> None:
         frame = self.av.VideoFrame.from_ndarray(image, format="rgb24")
-        if self._first_ns is None:
-            self._first_ns = t_capture_ns
-        # Capture times only ever grow on one daemon host; the guard is for a daemon restart.
-        self._last_pts = max(self._last_pts + 1,
-                             (t_capture_ns - self._first_ns) * TIME_BASE.denominator // 10**9)
-        frame.pts, frame.time_base = self._last_pts, TIME_BASE
+        frame.pts, frame.time_base = self._timestamps.of(t_capture_ns), TIME_BASE
         if self._last_key_ns is None or t_capture_ns - self._last_key_ns >= KEYFRAME_EVERY_NS:
             frame.pict_type = self.av.video.frame.PictureType.I
             self._last_key_ns = t_capture_ns
@@ -110,12 +103,6 @@ class Connection:
                 self.container.mux(packet)
         with contextlib.suppress(self.av.error.FFmpegError, OSError):
             self.container.close()
-
-
-def even_size(image: np.ndarray) -> np.ndarray:
-    """4:2:0 needs an even width and height: an odd last row or column is left out."""
-    height, width = image.shape[:2]
-    return image[:height - height % 2, :width - width % 2]
 
 
 class RtspPusher:

@@ -15,10 +15,8 @@ encoder sets (keyframe or not) from its executor thread, so viewers would step o
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -26,14 +24,12 @@ from aiortc import VideoStreamTrack
 from av import Packet, VideoFrame
 
 from stylecast.stream.client import Frame
+from stylecast.stream.outputs.video_clock import TIME_BASE, Timestamps, even_size
 
-VIDEO_CLOCK_HZ = 90_000  # the RTP clock of every video codec
-TIME_BASE = Fraction(1, VIDEO_CLOCK_HZ)
 # A few ticks (at most 0.17 ms) of random offset on each pts: the page matches displayed frames
 # to their capture times by RTP timestamp, and a source with perfectly even frame spacing would
 # make that match ambiguous by whole frames (see webrtc.html).
 PTS_DITHER_TICKS = 16
-RESTART_GAP_TICKS = VIDEO_CLOCK_HZ // 30
 
 
 class SharedPicture:
@@ -82,30 +78,8 @@ class SharedPicture:
 def yuv420(image: np.ndarray) -> np.ndarray:
     """An (H, W, 3) RGB image as PyAV's yuv420p array; an odd last row or column is dropped
     (4:2:0 needs even sizes)."""
-    height, width = image.shape[0] & ~1, image.shape[1] & ~1
-    rgb = np.ascontiguousarray(image[:height, :width])
+    rgb = np.ascontiguousarray(even_size(image))
     return VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
-
-
-class Timestamps:
-    """One viewer's pts: 90 kHz ticks from the capture time since its first frame, dithered
-    (PTS_DITHER_TICKS) and always increasing: a daemon restarted on another host may go on from
-    a smaller monotonic clock, and then the ticks go on from where they were."""
-
-    def __init__(self) -> None:
-        self._origin_ns: int | None = None  # the capture time of pts 0
-        self._last_capture_ns = 0
-        self._last_pts = -1
-
-    def of(self, capture_ns: int) -> int:
-        if self._origin_ns is None or capture_ns < self._last_capture_ns:
-            after = self._last_pts + RESTART_GAP_TICKS if self._last_pts >= 0 else 0
-            self._origin_ns = capture_ns - after * 1_000_000_000 // VIDEO_CLOCK_HZ
-        self._last_capture_ns = capture_ns
-        ticks = (capture_ns - self._origin_ns) * VIDEO_CLOCK_HZ // 1_000_000_000
-        pts = max(ticks + random.randrange(PTS_DITHER_TICKS), self._last_pts + 1)
-        self._last_pts = pts
-        return pts
 
 
 def sent_document(frame: Frame, pts: int) -> dict[str, Any]:
@@ -125,7 +99,7 @@ class ViewerTrack(VideoStreamTrack):
         self._picture = picture
         self._sent = sent
         self._seen = 0
-        self._timestamps = Timestamps()
+        self._timestamps = Timestamps(PTS_DITHER_TICKS)
 
     async def recv(self) -> VideoFrame:
         number, frame, planes = await self._picture.newer_than(self._seen)
@@ -147,7 +121,7 @@ class EncodedTrack(VideoStreamTrack):
         self._encoder = encoder
         self._sent = sent
         self._cursor: Any = None
-        self._timestamps = Timestamps()
+        self._timestamps = Timestamps(PTS_DITHER_TICKS)
 
     async def recv(self) -> Packet:
         if self._cursor is None:
