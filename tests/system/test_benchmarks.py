@@ -80,8 +80,11 @@ def test_every_section_ran_or_says_why(quick_run):
 
 def test_quality_rows_hold_the_teacher_and_each_student(quick_run):
     rows = sections(quick_run[1])["quality"]["rows"]
-    teacher, student = rows
+    teacher, *repeats, student = rows
     assert teacher["model"] == "teacher" and teacher["pan_warp"] > 0 and teacher["ms"] > 0
+    assert [row["role"] for row in repeats] == ["repeatability"] * 2
+    for row in repeats:  # the teacher on a moved or noisy photo: close, not identical
+        assert 0 < row["d_model"] < row["d_input"] and row["gap_closed"] < 1
     assert student["d_input"] > 0 and student["d_model"] > 0
     assert student["gap_closed"] == pytest.approx(1 - student["d_model"] / student["d_input"])
     assert student["gmacs"] > 0 and student["clip_warp"] > 0

@@ -13,6 +13,8 @@ from stylecast.training.quality import (
     clip_warping_error,
     feature_distance,
     gap_closed,
+    moved_photo_stylizer,
+    noisy_photo_stylizer,
     pan_warping_error,
     teacher_gap,
 )
@@ -78,3 +80,35 @@ def test_clip_warping_error_with_known_flows_matches_the_pan(photos):
     frames = [((frame.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy() for frame in clip]
     assert clip_warping_error(frames, flows, posterize) == pytest.approx(
         pan_warping_error(photos[:1], posterize), abs=1e-6)
+
+
+def strided(image: np.ndarray) -> np.ndarray:
+    """A stand-in teacher with a stride-2 layer: every second pixel, blown back up."""
+    return np.repeat(np.repeat(image[::2, ::2], 2, axis=0), 2, axis=1)[:image.shape[0],
+                                                                        :image.shape[1]]
+
+
+def test_a_moved_photo_gives_a_per_pixel_stylizer_its_own_output_back(photos):
+    for photo in photos:
+        own, moved = posterize(photo), moved_photo_stylizer(posterize, pixels=1)(photo)
+        assert moved.shape == own.shape
+        np.testing.assert_array_equal(moved[:-1, :-1], own[:-1, :-1])
+        np.testing.assert_array_equal(moved[-1, :-1], moved[-2, :-1])  # the edge repeats
+
+
+def test_a_moved_photo_places_a_strided_stylizers_pixels_anew(photos, inception):
+    own = [strided(photo) for photo in photos]
+    moved = [moved_photo_stylizer(strided, pixels=1)(photo) for photo in photos]
+    for moved_output, own_output in zip(moved, own, strict=True):
+        assert np.abs(moved_output.astype(int) - own_output)[:-1, :-1].mean() > 1
+    assert 0 < teacher_gap(photos, moved, own, inception).gap_closed < 1
+    moved_by_two = moved_photo_stylizer(strided, pixels=2)(photos[0])
+    np.testing.assert_array_equal(moved_by_two[:-2, :-2], own[0][:-2, :-2])  # in phase again
+
+
+def test_a_noisy_photo_differs_by_camera_like_noise_and_moving_needs_a_pixel(photos):
+    noisy = noisy_photo_stylizer(lambda image: image, sigma=2.0)(photos[0])
+    difference = noisy.astype(float) - photos[0]
+    assert 1.5 < difference.std() < 2.5 and abs(difference.mean()) < 0.2
+    with pytest.raises(ValueError, match="pixels must be >= 1"):
+        moved_photo_stylizer(posterize, pixels=0)
