@@ -11,7 +11,8 @@ student, an ONNX student at any precision and a teacher are measured the same wa
 - Repeatability: the teacher's own gap closed when its photo is moved by one pixel or carries
   camera-like noise. A teacher with strided layers is not shift-equivariant, so the same picture
   gets its strokes placed anew: what even a perfect copy of the teacher could not match, and so
-  the ceiling a student's gap closed is read against.
+  the ceiling a student's gap closed is read against. The average of the teacher over small
+  moves is what pixel losses pull a student towards.
 - Warping error: how much a stylized clip changes beyond what the motion explains, on the
   [0, 255] scale. On a synthetic pan the motion is known exactly; on a real clip the caller
   brings the flow.
@@ -74,22 +75,36 @@ def teacher_gap(photos: Sequence[np.ndarray], student_outputs: Sequence[np.ndarr
     return TeacherGap(d_input, d_student, gap_closed(d_input, d_student), kid_mean, kid_std)
 
 
-def moved_photo_stylizer(stylize: Stylize, pixels: int = 1) -> Stylize:
-    """`stylize` run on the photo moved `pixels` down and right (the uncovered edge reflected),
-    its output moved back; the last `pixels` rows and columns, which the moved photo no longer
-    holds, repeat their neighbours. A shift-equivariant stylizer returns its own output again,
-    but for those edge rows."""
-    if pixels < 1:
-        raise ValueError(f"pixels must be >= 1, not {pixels}")
+def moved_photo_stylizer(stylize: Stylize, down: int = 1, right: int = 1) -> Stylize:
+    """`stylize` run on the photo moved `down` and `right` pixels (the uncovered edges
+    reflected), its output moved back; the last rows and columns, which the moved photo no
+    longer holds, repeat their neighbours. A shift-equivariant stylizer returns its own output
+    again, but for those edge rows."""
+    if min(down, right) < 0 or down == right == 0:
+        raise ValueError(f"a move needs down, right >= 0 and not both 0, not ({down}, {right})")
 
     def stylize_moved(photo: np.ndarray) -> np.ndarray:
         height, width = photo.shape[:2]
-        moved = np.pad(photo, ((pixels, 0), (pixels, 0), (0, 0)), mode="reflect")
+        moved = np.pad(photo, ((down, 0), (right, 0), (0, 0)), mode="reflect")
         output = stylize(np.ascontiguousarray(moved[:height, :width]))
-        back = output[pixels:, pixels:]
-        return np.pad(back, ((0, pixels), (0, pixels), (0, 0)), mode="edge")
+        back = output[down:, right:]
+        return np.pad(back, ((0, down), (0, right), (0, 0)), mode="edge")
 
     return stylize_moved
+
+
+def averaged_stylizer(stylizers: Sequence[Stylize]) -> Stylize:
+    """The pixel mean of several stylizers' outputs. Over a teacher's small moves, it is what a
+    student trained with pixel losses converges to where the teacher's strokes depend on the
+    pixel grid rather than on the picture."""
+    if not stylizers:
+        raise ValueError("nothing to average")
+
+    def stylize_average(photo: np.ndarray) -> np.ndarray:
+        total = sum(stylize(photo).astype(np.float32) for stylize in stylizers)
+        return np.rint(total / len(stylizers)).astype(np.uint8)
+
+    return stylize_average
 
 
 def noisy_photo_stylizer(stylize: Stylize, sigma: float = 2.0, seed: int = 0) -> Stylize:

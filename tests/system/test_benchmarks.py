@@ -82,7 +82,7 @@ def test_quality_rows_hold_the_teacher_and_each_student(quick_run):
     rows = sections(quick_run[1])["quality"]["rows"]
     teacher, *repeats, student = rows
     assert teacher["model"] == "teacher" and teacher["pan_warp"] > 0 and teacher["ms"] > 0
-    assert [row["role"] for row in repeats] == ["repeatability"] * 2
+    assert [row["role"] for row in repeats] == ["repeatability"] * 3
     for row in repeats:  # the teacher on a moved or noisy photo: close, not identical
         assert 0 < row["d_model"] < row["d_input"] and row["gap_closed"] < 1
     assert student["d_input"] > 0 and student["d_model"] > 0

@@ -10,6 +10,7 @@ from skimage import data
 from stylecast.training.imaging import image_to_tensor
 from stylecast.training.metrics import InceptionFeatures
 from stylecast.training.quality import (
+    averaged_stylizer,
     clip_warping_error,
     feature_distance,
     gap_closed,
@@ -90,7 +91,7 @@ def strided(image: np.ndarray) -> np.ndarray:
 
 def test_a_moved_photo_gives_a_per_pixel_stylizer_its_own_output_back(photos):
     for photo in photos:
-        own, moved = posterize(photo), moved_photo_stylizer(posterize, pixels=1)(photo)
+        own, moved = posterize(photo), moved_photo_stylizer(posterize, 1, 1)(photo)
         assert moved.shape == own.shape
         np.testing.assert_array_equal(moved[:-1, :-1], own[:-1, :-1])
         np.testing.assert_array_equal(moved[-1, :-1], moved[-2, :-1])  # the edge repeats
@@ -98,11 +99,11 @@ def test_a_moved_photo_gives_a_per_pixel_stylizer_its_own_output_back(photos):
 
 def test_a_moved_photo_places_a_strided_stylizers_pixels_anew(photos, inception):
     own = [strided(photo) for photo in photos]
-    moved = [moved_photo_stylizer(strided, pixels=1)(photo) for photo in photos]
+    moved = [moved_photo_stylizer(strided, 1, 1)(photo) for photo in photos]
     for moved_output, own_output in zip(moved, own, strict=True):
         assert np.abs(moved_output.astype(int) - own_output)[:-1, :-1].mean() > 1
     assert 0 < teacher_gap(photos, moved, own, inception).gap_closed < 1
-    moved_by_two = moved_photo_stylizer(strided, pixels=2)(photos[0])
+    moved_by_two = moved_photo_stylizer(strided, 2, 2)(photos[0])
     np.testing.assert_array_equal(moved_by_two[:-2, :-2], own[0][:-2, :-2])  # in phase again
 
 
@@ -110,5 +111,19 @@ def test_a_noisy_photo_differs_by_camera_like_noise_and_moving_needs_a_pixel(pho
     noisy = noisy_photo_stylizer(lambda image: image, sigma=2.0)(photos[0])
     difference = noisy.astype(float) - photos[0]
     assert 1.5 < difference.std() < 2.5 and abs(difference.mean()) < 0.2
-    with pytest.raises(ValueError, match="pixels must be >= 1"):
-        moved_photo_stylizer(posterize, pixels=0)
+    with pytest.raises(ValueError, match="not both 0"):
+        moved_photo_stylizer(posterize, 0, 0)
+
+
+def test_averaging_a_strided_stylizer_over_moves_blurs_what_it_placed_by_the_grid(photos):
+    moves = [moved_photo_stylizer(strided, down, right) for down, right in ((0, 1), (1, 0), (1, 1))]
+    average = averaged_stylizer([strided, *moves])
+    for photo in photos:
+        np.testing.assert_array_equal(averaged_stylizer([posterize])(photo), posterize(photo))
+        mean = average(photo).astype(int)
+        # both phases of the stride-2 grid, averaged: each pixel with the one above and left
+        box = photo.astype(np.float32)
+        box = (box[:-1, :-1] + box[1:, :-1] + box[:-1, 1:] + box[1:, 1:]) / 4
+        assert np.abs(mean[1:, 1:] - box)[:-2, :-2].max() <= 1
+    with pytest.raises(ValueError, match="nothing to average"):
+        averaged_stylizer([])
