@@ -45,7 +45,7 @@ QUICK_SHORT_SIDE = 96
 PAN_PHOTOS = 4
 CLIP_SCALE = 8  # the GIF is 14x25: upscaled so the stylizers see more than a few pixels
 COST_SIZE = (480, 640)
-# the shipped students the gap targets are for (roles in _bundled_cases), and the gap to close
+# the shipped students the gap targets are for (roles in bundled_cases), and the gap to close
 GAP_TARGETS = {"cpu default": 0.5, "jetson": 0.6}
 REPEAT_MOVED = "teacher, photo moved 1 px"
 REPEAT_NOISY = "teacher, photo + noise (sigma 2)"
@@ -75,11 +75,11 @@ def run(quick: bool) -> Section:
                  "ms": "ms/frame", "d_input": "d(input)", "d_model": "d(model)",
                  "gap_closed": "gap closed", "kid": "KID", "pan_warp": "pan warp",
                  "clip_warp": "clip warp"})
-    cases, missing = (_quick_cases() if quick else _bundled_cases())
+    cases, missing = (quick_cases() if quick else bundled_cases())
     if not cases:
         section.skipped = ("no bundled style has its students built yet: " + "; ".join(missing))
         return section
-    photos = _held_out_photos(quick)
+    photos = held_out_photos(quick)
     clip, flows = _real_clip()
     from stylecast.training.metrics import InceptionFeatures
 
@@ -94,7 +94,7 @@ def run(quick: bool) -> Section:
 # --- what to measure ---------------------------------------------------------------------------
 
 
-def _bundled_cases() -> tuple[list[StyleCase], list[str]]:
+def bundled_cases() -> tuple[list[StyleCase], list[str]]:
     work = Path(os.environ.get("STYLECAST_BUNDLED_WORK", ROOT / "runs" / "bundled"))
     models = Path(os.environ.get("STYLECAST_STUDENTS", ROOT / "daemon" / "models"))
     with MANIFEST.open("rb") as file:
@@ -122,7 +122,7 @@ def _extra_students(style: str) -> list[Path]:
     return sorted(Path(folder).glob(f"{style}.*.onnx")) if folder else []
 
 
-def _quick_cases() -> tuple[list[StyleCase], list[str]]:
+def quick_cases() -> tuple[list[StyleCase], list[str]]:
     from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE
 
     stand_in = BUNDLED_MODELS / "fp32" / f"{DEFAULT_BUNDLED_STYLE}.onnx"
@@ -130,7 +130,7 @@ def _quick_cases() -> tuple[list[StyleCase], list[str]]:
                       [Student("multistyle:19", "compared", stand_in)])], []
 
 
-def _held_out_photos(quick: bool) -> list[np.ndarray]:
+def held_out_photos(quick: bool) -> list[np.ndarray]:
     from stylecast.training.teachers.cache import resize_to_short_side
 
     if quick:
@@ -175,7 +175,7 @@ def _measure_style(case: StyleCase, photos, clip, flows, inception, quick: bool)
     from stylecast.training.teachers.loader import load_teacher
 
     teacher = load_teacher(case.teacher_source)
-    render = _teacher_stylizer(teacher)
+    render = teacher_stylizer(teacher)
     teacher_outputs = [render(photo) for photo in photos]
     pan_photos = photos[:PAN_PHOTOS]
     rows = [{"style": case.style, "model": "teacher", "gmacs": None,
@@ -184,7 +184,7 @@ def _measure_style(case: StyleCase, photos, clip, flows, inception, quick: bool)
              "clip_warp": clip_warping_error(clip, flows, render)}]
     rows += _repeatability_rows(case.style, render, photos, teacher_outputs, inception)
     for student in case.students:
-        stylize = _student_stylizer(student.path)
+        stylize = student_stylizer(student.path)
         gap = teacher_gap(photos, [stylize(photo) for photo in photos], teacher_outputs,
                           inception)
         contract = stylize.contract
@@ -220,7 +220,7 @@ def _repeatability_rows(style: str, render, photos, teacher_outputs, inception) 
     return rows
 
 
-def _teacher_stylizer(teacher):
+def teacher_stylizer(teacher):
     from stylecast.training.imaging import image_to_tensor, tensor_to_image
 
     def render(photo: np.ndarray) -> np.ndarray:
@@ -229,7 +229,7 @@ def _teacher_stylizer(teacher):
     return render
 
 
-def _student_stylizer(path: Path):
+def student_stylizer(path: Path):
     from stylecast.daemon.engines.onnxruntime_engine import OnnxEngine
 
     return OnnxEngine(path, threads=os.cpu_count())

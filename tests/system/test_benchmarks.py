@@ -284,3 +284,21 @@ def test_the_operator_profile_says_where_the_time_goes(capsys):
     out = capsys.readouterr().out
     assert "ms of kernels per frame" in out
     assert "QLinearConv" in out or "ConvInteger" in out  # the INT8 body shows as integer convs
+
+
+def test_teacher_sensitivity_scores_near_copies_of_the_teacher(capsys, tmp_path):
+    """The quick stand-in (multistyle:19 on three small photos): every near-copy of the teacher
+    closes part of the gap, and a stronger blur closes less of it than a lighter one."""
+    from benchmarks.teacher_sensitivity import main
+
+    out = tmp_path / "sensitivity.json"
+    assert main(["--quick", "--out", str(out)]) == 0
+    gaps = json.loads(out.read_text())["multistyle:19"]
+    assert "| teacher, photo moved 1 px |" in capsys.readouterr().out
+    assert {"teacher, photo moved 1 px", "teacher, photo + noise (sigma 2)",
+            "average of the teacher over 11 moves of 0-3 px", "swift fp32 (compared)"} <= set(gaps)
+    assert all(-1 < value < 1 for value in gaps.values())
+    assert gaps["teacher's output blurred 0.5 px"] > gaps["teacher's output blurred 1 px"]
+    with pytest.raises(SystemExit) as ended:
+        main(["--quick", "no-such-style"])
+    assert ended.value.code == 78
