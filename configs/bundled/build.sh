@@ -26,13 +26,13 @@ python configs/bundled/content_photos.py "$WORK/photos"
 # --- the six styles: distill each painting's teacher into the CPU student (swift) -------------
 # Two styles train side by side at one thread each (about 10 minutes of teacher renders and 20
 # of training per style on an AMD EPYC core); SMALL_STYLES also get the `small` student for
-# Jetson-class devices (about 30 minutes each). STYLES picks a subset.
+# Jetson-class devices (about 40-45 minutes each). STYLES picks a subset.
 STYLES=${STYLES:-$(python - <<'PY'
 import tomllib
 print(" ".join(tomllib.load(open("configs/bundled/styles.toml", "rb"))["styles"]))
 PY
 )}
-SMALL_STYLES=${SMALL_STYLES:-"great-wave night-cafe"}
+SMALL_STYLES=${SMALL_STYLES:-"cafe-terrace great-wave night-cafe kandinsky"}
 painting_of() {
     python -c "import sys, tomllib; print(tomllib.load(open('configs/bundled/styles.toml', 'rb'))['styles'][sys.argv[1]]['painting'])" "$1"
 }
