@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from benchmarks.consumers import ViewerProcess
 from stylecast.core.errors import ConfigError
 from stylecast.stream.client import Subscriber
 from stylecast.stream.outputs import webrtc
@@ -298,43 +299,6 @@ def synthetic_frames(output, stop: threading.Event, fps: float = 30.0) -> None:
         stop.wait(1 / fps)
 
 
-class Viewers:
-    """benchmarks.consumer_viewers: N aiortc peer connections, in a process of their own (they
-    gather ICE candidates on loopback only, which must not leak into this process)."""
-
-    def __init__(self, url: str, count: int) -> None:
-        import subprocess
-        import sys
-        from pathlib import Path
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.consumer_viewers", "webrtc", url, str(count)],
-            cwd=Path(__file__).resolve().parents[2], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True)
-
-    def say(self, word: str) -> None:
-        self.process.stdin.write(word + "\n")
-        self.process.stdin.flush()
-
-    def line(self) -> str:
-        ready, _, _ = select.select([self.process.stdout], [], [], WAIT_S)
-        assert ready, "the viewers said nothing"
-        return self.process.stdout.readline().strip()
-
-    def close(self) -> None:
-        """Closing stdin ends the program, which closes its connections first."""
-        import subprocess
-
-        if self.process.stdin.closed:
-            return
-        self.process.stdin.close()
-        try:
-            self.process.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def test_three_viewers_share_one_encoder():
     """Three real aiortc viewers all decode the stream while each frame is encoded once: more
     encoded frames go out than frames come in, and no more are encoded than come in."""
@@ -343,14 +307,15 @@ def test_three_viewers_share_one_encoder():
     stop = threading.Event()
     feeder = threading.Thread(target=synthetic_frames, args=(output, stop), daemon=True)
     feeder.start()
-    viewers = Viewers(output.url, 3)
+    # benchmarks.consumer_viewers in a process of its own: its ICE candidates are gathered on
+    # loopback only, which must not leak into this process
+    viewers = ViewerProcess("webrtc", output.url, 3)
     try:
-        assert viewers.line() == "ready"
-        viewers.say("start")
+        viewers.ready(WAIT_S)
+        viewers.start()
         before = output.stats
         stop.wait(2.0)
-        viewers.say("stop")
-        report = json.loads(viewers.line())
+        report = viewers.stop()
         after = output.stats
         viewers.close()
         wait_until(lambda: output.stats["encoding_for"] == 0,

@@ -19,13 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # `benchmarks` lives in the source checkout, not in the wheel
+from benchmarks.frame_copies import CopyAudit
+from benchmarks.models import TRAINED
+from benchmarks.report import README_END, README_START, update_readme
+from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE
 
-from benchmarks.frame_copies import CopyAudit  # noqa: E402
-from benchmarks.models import TRAINED  # noqa: E402
-from benchmarks.report import README_END, README_START, update_readme  # noqa: E402
-from stylecast.daemon.config import BUNDLED_MODELS, DEFAULT_BUNDLED_STYLE  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
