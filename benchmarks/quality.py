@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ CLIP_SCALE = 8  # the GIF is 14x25: upscaled so the stylizers see more than a fe
 COST_SIZE = (480, 640)
 # the shipped students the gap targets are for (roles in bundled_cases), and the gap to close
 GAP_TARGETS = {"cpu default": 0.5, "jetson": 0.6}
+Stylize = Callable[[np.ndarray], np.ndarray]
 REPEAT_MOVED = "teacher, photo moved 1 px"
 REPEAT_NOISY = "teacher, photo + noise (sigma 2)"
 REPEAT_AVERAGE = "average of the teacher over 11 moves of 0-3 px"
@@ -198,20 +200,26 @@ def _measure_style(case: StyleCase, photos, clip, flows, inception, quick: bool)
     return rows
 
 
-def _repeatability_rows(style: str, render, photos, teacher_outputs, inception) -> list[dict]:
+def repeatability_stylizers(render: Stylize) -> dict[str, Stylize]:
+    """The teacher on a photo a camera could equally have taken, and its average over small
+    moves: the near-copies a student's gap closed is read against."""
     from stylecast.training.quality import (
         averaged_stylizer,
         moved_photo_stylizer,
         noisy_photo_stylizer,
-        teacher_gap,
     )
 
-    average = averaged_stylizer([moved_photo_stylizer(render, down, right)
-                                 for down, right in SMALL_MOVES])
+    return {REPEAT_MOVED: moved_photo_stylizer(render, 1, 1),
+            REPEAT_NOISY: noisy_photo_stylizer(render, sigma=2.0),
+            REPEAT_AVERAGE: averaged_stylizer([moved_photo_stylizer(render, down, right)
+                                               for down, right in SMALL_MOVES])}
+
+
+def _repeatability_rows(style: str, render, photos, teacher_outputs, inception) -> list[dict]:
+    from stylecast.training.quality import teacher_gap
+
     rows = []
-    for label, stylize in ((REPEAT_MOVED, moved_photo_stylizer(render, 1, 1)),
-                           (REPEAT_NOISY, noisy_photo_stylizer(render, sigma=2.0)),
-                           (REPEAT_AVERAGE, average)):
+    for label, stylize in repeatability_stylizers(render).items():
         gap = teacher_gap(photos, [stylize(photo) for photo in photos], teacher_outputs,
                           inception)
         rows.append({"style": style, "model": label, "role": "repeatability",

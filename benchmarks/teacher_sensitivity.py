@@ -30,11 +30,11 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from benchmarks.quality import (
-    SMALL_MOVES,
     StyleCase,
     bundled_cases,
     held_out_photos,
     quick_cases,
+    repeatability_stylizers,
     student_stylizer,
     teacher_stylizer,
 )
@@ -95,23 +95,16 @@ def _tiled(render: Stylize) -> Stylize:
 
 
 def photo_changes(render: Stylize) -> dict[str, Stylize]:
-    from stylecast.training.quality import (
-        averaged_stylizer,
-        moved_photo_stylizer,
-        noisy_photo_stylizer,
-    )
+    from stylecast.training.quality import moved_photo_stylizer
 
     jpeg = _jpeg(95)
     return {
-        "teacher, photo moved 1 px": moved_photo_stylizer(render, 1, 1),
+        **repeatability_stylizers(render),
         "teacher, photo moved 2 px": moved_photo_stylizer(render, 2, 2),
         "teacher, photo moved 4 px": moved_photo_stylizer(render, 4, 4),
-        "teacher, photo + noise (sigma 2)": noisy_photo_stylizer(render, sigma=2.0),
         "teacher, photo as JPEG q95": lambda photo: render(jpeg(photo)),
         "teacher, photo at 0.9x scale": _scaled(render, 0.9),
         "teacher, photo in 2x2 tiles": _tiled(render),
-        "average of the teacher over 11 moves of 0-3 px": averaged_stylizer(
-            [moved_photo_stylizer(render, down, right) for down, right in SMALL_MOVES]),
     }
 
 
