@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from stylecast.training.metrics import InceptionFeatures
 
+    if args.out and not args.out.parent.is_dir():
+        parser.exit(78, f"--out {args.out}: the folder {args.out.parent} does not exist\n")
     cases, missing = quick_cases() if args.quick else bundled_cases()
     cases = [case for case in cases if not args.styles or case.style in args.styles]
     if not cases:

@@ -301,3 +301,7 @@ def test_teacher_sensitivity_scores_near_copies_of_the_teacher(capsys, tmp_path)
     with pytest.raises(SystemExit) as ended:
         main(["--quick", "no-such-style"])
     assert ended.value.code == 78
+    with pytest.raises(SystemExit) as ended:  # refused before any measuring
+        main(["--quick", "--out", str(tmp_path / "missing" / "out.json")])
+    assert ended.value.code == 78
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "missing").exists()
